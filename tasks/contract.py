@@ -134,7 +134,7 @@ def _flag(source: str, name: str, label: str, *extra: Role) -> Column:
 COLUMNS: tuple[Column, ...] = (
     Column("District", "district", "str", "District", _r(G, MOD, MON), codes=tuple(DISTRICT_CLUSTERS)),
     Column("Cluster", "cluster", "str", "Cluster", _r(G, MOD)),
-    Column("Village", "village", "str", "Village", _r(G, QI), pattern=r"^[A-Za-z][A-Za-z' .-]{0,60}(_\d{1,2})?$"),
+    Column("Village", "village", "str", "Village", _r(G, QI), pattern=r"^[A-Za-z][A-Za-z0-9' ._-]{0,60}$"),
     Column("HouseHoldID", "household_id", "str", "Household ID", _r(ID, PII)),
     Column("HouseholdSize", "household_size", "int", "Household size", _r(QI, MOD, MON), min=1, max=20,
            unit="people"),

@@ -1,0 +1,132 @@
+"""`rtv`: the engineer's command line. Reads Settings once, then calls flows and plain functions."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Household-survey pipeline: ingest, inspect and operate.")
+
+EXIT_REJECTED = 2
+
+
+def _prefect_defaults() -> None:
+    """Quiet, patient defaults for running flows from a terminal (an ephemeral server needs ~15-25 s)."""
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+
+
+def _runtime() -> Any:
+    from tasks.runtime import runtime_for
+    from tasks.settings import Settings
+
+    return runtime_for(Settings())
+
+
+def _fail(message: str, code: int = 1) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def _print_report(report: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        typer.echo(json.dumps(report, indent=2, default=str))
+        return
+    from tasks.report import ImportReport
+
+    typer.echo(ImportReport.model_validate(report).to_markdown())
+
+
+@app.command()
+def ingest(
+    path: Annotated[Path, typer.Argument(help="file to ingest (CSV, XLSX, JSON, JSON lines, Parquet, Kobo/ODK export)")],
+    source: Annotated[str | None, typer.Option(help="where the file comes from (default: its name)")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the import report as JSON")] = False,
+) -> None:
+    """Land a file and run the ingest flow on it; prints the import report."""
+    _prefect_defaults()
+    if not path.is_file():
+        _fail(f"{path} is not a readable file", EXIT_REJECTED)
+    from tasks.landing import EmptyUpload, TooLarge, land
+
+    rt = _runtime()
+    try:
+        landed = land(rt, path, source_name=source or path.name, door="cli", filename=path.name,
+                      submitted_by=os.environ.get("USER"))
+    except (TooLarge, EmptyUpload) as bad:
+        _fail(f"rejected: {bad}", EXIT_REJECTED)
+    if landed.is_duplicate:
+        report = duplicate_report(landed)
+    else:
+        from flows.ingest import ingest as ingest_flow
+
+        report = ingest_flow(landed.ingestion_id)
+    _print_report(report, as_json)
+    if report["status"] == "rejected":
+        typer.echo(f"rejected: {report.get('reason')}", err=True)
+        raise typer.Exit(EXIT_REJECTED)
+
+
+def duplicate_report(landed: Any) -> dict[str, Any]:
+    """The report for bytes that were landed before: nothing new received or stored."""
+    from tasks.report import ImportReport
+
+    earlier = landed.duplicate_of
+    return ImportReport(ingestion_id=earlier.id, status="duplicate_file", source=earlier.source, door=earlier.door,
+                        sha256=landed.sha256, size_bytes=landed.size_bytes, duplicate_of=earlier.id,
+                        received_at=earlier.received_at.isoformat() if earlier.received_at else None,
+                        ).model_dump(mode="json")
+
+
+@app.command()
+def report(
+    ingestion_id: Annotated[str, typer.Argument(help="ingestion id, e.g. ing-20261126-020000-1a2b3c4d5e")],
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Print an ingestion's import report from the catalog."""
+    ingestion = _runtime().catalog.get(ingestion_id)
+    if ingestion is None:
+        _fail(f"no ingestion {ingestion_id!r}")
+    if ingestion.report is None:
+        _fail(f"ingestion {ingestion_id} is {ingestion.status}" + (f": {ingestion.error}" if ingestion.error else ""))
+    _print_report(ingestion.report, as_json)
+
+
+@app.command()
+def generate(
+    rows: Annotated[int, typer.Option(min=1, help="number of households")],
+    out: Annotated[Path, typer.Option(help="output file")],
+    seed: Annotated[int, typer.Option(help="random seed")] = 0,
+    bad_rate: Annotated[float, typer.Option(min=0.0, max=1.0, help="share of rows with an injected fault")] = 0.0,
+    fmt: Annotated[str, typer.Option("--format", help="csv, csv-semicolon, csv-utf16, tsv, xlsx, json, jsonl, "
+                                     "parquet or kobo")] = "csv",
+) -> None:
+    """Write synthetic households that follow the contract (never real data)."""
+    from tasks.generate import generate_households, write_households
+
+    batch = generate_households(rows, seed=seed, bad_rate=bad_rate)
+    try:
+        write_households(batch.frame, out, fmt)
+    except ValueError as bad:
+        _fail(str(bad))
+    typer.echo(f"wrote {rows:,} households to {out} ({len(batch.faults):,} with injected faults)")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        app()
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,6 @@
+"""Catalog (metadata database): ingestions, rule outcomes, quality metrics, lineage and row identities."""
+
+from tasks.catalog.models import Ingestion, QualityMetric, RowIdentity, RuleOutcome, ZoneObject
+from tasks.catalog.repo import Catalog, DuplicateFile
+
+__all__ = ["Catalog", "DuplicateFile", "Ingestion", "QualityMetric", "RowIdentity", "RuleOutcome", "ZoneObject"]

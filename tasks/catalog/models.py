@@ -1,0 +1,96 @@
+"""Catalog tables: what was landed, what became of every row, and where it went."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, DateTime, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON, datetime: DateTime(timezone=True)}
+
+
+class Ingestion(Base):
+    """One landed file or survey batch and its outcome."""
+
+    __tablename__ = "ingestions"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    source: Mapped[str] = mapped_column(String(120))
+    door: Mapped[str] = mapped_column(String(20))
+    filename: Mapped[str | None] = mapped_column(String(255))
+    sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    raw_key: Mapped[str] = mapped_column(String(255))
+    format: Mapped[str | None] = mapped_column(String(20))
+    status: Mapped[str] = mapped_column(String(30), index=True)
+    submitted_by: Mapped[str | None] = mapped_column(String(120))
+    received_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    flow_run_id: Mapped[str | None] = mapped_column(String(40))
+    rows_received: Mapped[int | None]
+    rows_accepted: Mapped[int | None]
+    rows_quarantined: Mapped[int | None]
+    rows_duplicate: Mapped[int | None]
+    report: Mapped[dict[str, Any] | None]
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class RuleOutcome(Base):
+    """How many rows of an ingestion failed one validation rule."""
+
+    __tablename__ = "rule_outcomes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    ingestion_id: Mapped[str] = mapped_column(ForeignKey("ingestions.id", ondelete="CASCADE"), index=True)
+    rule: Mapped[str] = mapped_column(String(120))
+    expectation: Mapped[str] = mapped_column(String(120))
+    column: Mapped[str | None] = mapped_column(String(255))
+    unexpected_count: Mapped[int]
+    element_count: Mapped[int]
+
+
+class QualityMetric(Base):
+    """A batch-level quality figure (completeness, pass rate, means) of an ingestion."""
+
+    __tablename__ = "quality_metrics"
+
+    ingestion_id: Mapped[str] = mapped_column(ForeignKey("ingestions.id", ondelete="CASCADE"), primary_key=True)
+    name: Mapped[str] = mapped_column(String(80), primary_key=True)
+    value: Mapped[float] = mapped_column(Float)
+
+
+class ZoneObject(Base):
+    """Lineage: an object written to a zone from an ingestion's raw file."""
+
+    __tablename__ = "zone_objects"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    ingestion_id: Mapped[str] = mapped_column(ForeignKey("ingestions.id", ondelete="CASCADE"), index=True)
+    zone: Mapped[str] = mapped_column(String(20))
+    key: Mapped[str] = mapped_column(String(255), unique=True)
+    rows: Mapped[int | None]
+    size_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    archived_at: Mapped[datetime | None]
+
+
+class RowIdentity(Base):
+    """A row already stored (validated or quarantine): later copies of it are duplicates."""
+
+    __tablename__ = "row_identities"
+
+    identity: Mapped[str] = mapped_column(String(32), primary_key=True)
+    content_hash: Mapped[str] = mapped_column(String(32))
+    ingestion_id: Mapped[str] = mapped_column(ForeignKey("ingestions.id", ondelete="CASCADE"))
+
+    __table_args__ = (Index("ix_row_identities_ingestion", "ingestion_id"),)

@@ -1,0 +1,229 @@
+"""The catalog: metadata database (SQLite by default, PostgreSQL in production) behind plain methods."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Connection, Engine, create_engine, delete, event, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from tasks.catalog.models import Ingestion, QualityMetric, RowIdentity, RuleOutcome, ZoneObject, utcnow
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+class DuplicateFile(Exception):
+    """These bytes were landed before; carries the earlier ingestion."""
+
+    def __init__(self, earlier: Ingestion) -> None:
+        super().__init__(earlier.id)
+        self.earlier = earlier
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")  # readers (dashboard) never block the writer (flows)
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def make_engine(url: str) -> Engine:
+    """An engine with sane pooling and, for SQLite, WAL and a busy timeout."""
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[-1]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": 30})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+
+
+def _bulk_load(connection: Connection, table: str, columns: Sequence[str], rows: Sequence[tuple]) -> None:
+    """Insert many rows at driver speed: COPY on PostgreSQL, executemany on SQLite (the ORM costs ~10x)."""
+    if not rows:
+        return
+    cursor = connection.connection.driver_connection.cursor()
+    names = ", ".join(columns)
+    if connection.dialect.name == "postgresql":
+        # values are hex digests and ids (no tabs, newlines or backslashes), so plain text COPY is exact
+        payload = "".join("\t".join(row) + "\n" for row in rows).encode()
+        with cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
+            copy.write(payload)
+    else:
+        cursor.executemany(f"INSERT INTO {table} ({names}) VALUES ({', '.join('?' * len(columns))})", rows)
+
+
+class Catalog:
+    """Repository over the catalog tables; every method is one short transaction."""
+
+    def __init__(self, url: str, *, migrate: bool = True) -> None:
+        self.url = url
+        self.engine = make_engine(url)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        if migrate:
+            self.migrate()
+
+    def migrate(self) -> None:
+        """Bring the schema to the newest Alembic revision."""
+        cfg = Config()
+        cfg.set_main_option("script_location", str(MIGRATIONS))
+        with self.engine.begin() as connection:
+            cfg.attributes["connection"] = connection
+            command.upgrade(cfg, "head")
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A session committed on success, rolled back on error."""
+        with self._sessions.begin() as session:
+            yield session
+
+    # ---- ingestions -------------------------------------------------------------------------------------
+
+    def add_ingestion(self, **fields: Any) -> Ingestion:
+        """Insert a landed ingestion; raises DuplicateFile when its sha256 is already catalogued."""
+        try:
+            with self.session() as s:
+                row = Ingestion(**fields)
+                s.add(row)
+            return row
+        except IntegrityError:
+            earlier = self.find_by_sha256(fields["sha256"])
+            if earlier is None:
+                raise
+            raise DuplicateFile(earlier) from None
+
+    def find_by_sha256(self, sha256: str) -> Ingestion | None:
+        """The ingestion that landed these bytes, if any."""
+        with self.session() as s:
+            return s.scalar(select(Ingestion).where(Ingestion.sha256 == sha256))
+
+    def get(self, ingestion_id: str) -> Ingestion | None:
+        """One ingestion by id."""
+        with self.session() as s:
+            return s.get(Ingestion, ingestion_id)
+
+    def update(self, ingestion_id: str, **fields: Any) -> None:
+        """Set fields of an ingestion."""
+        with self.session() as s:
+            s.execute(update(Ingestion).where(Ingestion.id == ingestion_id).values(**fields))
+
+    def start(self, ingestion_id: str, flow_run_id: str | None) -> None:
+        """Mark an ingestion running and count the attempt."""
+        with self.session() as s:
+            s.execute(
+                update(Ingestion)
+                .where(Ingestion.id == ingestion_id)
+                .values(status="running", started_at=utcnow(), flow_run_id=flow_run_id, error=None,
+                        attempts=Ingestion.attempts + 1)
+            )
+
+    def list_ingestions(self, *, limit: int = 100, status: str | None = None,
+                        since: datetime | None = None) -> list[Ingestion]:
+        """Newest ingestions first."""
+        query = select(Ingestion).order_by(Ingestion.received_at.desc()).limit(limit)
+        if status:
+            query = query.where(Ingestion.status == status)
+        if since:
+            query = query.where(Ingestion.received_at >= since)
+        with self.session() as s:
+            return list(s.scalars(query))
+
+    def record_result(self, ingestion_id: str, *, status: str, report: dict[str, Any],
+                      rule_outcomes: Sequence[dict[str, Any]], metrics: dict[str, float],
+                      objects: Sequence[dict[str, Any]]) -> None:
+        """Store an ingestion's outcome, rule counts, metrics and lineage in one transaction (re-runs replace)."""
+        counts = {k: report.get(k) for k in ("rows_received", "rows_accepted", "rows_quarantined", "rows_duplicate")}
+        with self.session() as s:
+            s.execute(delete(RuleOutcome).where(RuleOutcome.ingestion_id == ingestion_id))
+            s.execute(delete(QualityMetric).where(QualityMetric.ingestion_id == ingestion_id))
+            s.execute(delete(ZoneObject).where(ZoneObject.ingestion_id == ingestion_id))
+            if rule_outcomes:
+                s.execute(insert(RuleOutcome), [dict(o, ingestion_id=ingestion_id) for o in rule_outcomes])
+            if metrics:
+                s.execute(insert(QualityMetric),
+                          [{"ingestion_id": ingestion_id, "name": k, "value": float(v)} for k, v in metrics.items()])
+            if objects:
+                s.execute(insert(ZoneObject), [dict(o, ingestion_id=ingestion_id) for o in objects])
+            s.execute(
+                update(Ingestion)
+                .where(Ingestion.id == ingestion_id)
+                .values(status=status, report=report, finished_at=utcnow(), error=None, **counts)
+            )
+
+    def fail(self, ingestion_id: str, status: str, error: str) -> None:
+        """Record that an ingestion failed or was rejected, with a one-line reason."""
+        self.update(ingestion_id, status=status, error=error[:2000], finished_at=utcnow())
+
+    # ---- quality ----------------------------------------------------------------------------------------
+
+    def rule_outcomes(self, ingestion_id: str) -> list[RuleOutcome]:
+        with self.session() as s:
+            return list(s.scalars(select(RuleOutcome).where(RuleOutcome.ingestion_id == ingestion_id)))
+
+    def metrics(self, ingestion_id: str) -> dict[str, float]:
+        with self.session() as s:
+            rows = s.scalars(select(QualityMetric).where(QualityMetric.ingestion_id == ingestion_id))
+            return {m.name: m.value for m in rows}
+
+    def zone_objects(self, ingestion_id: str | None = None, zone: str | None = None,
+                     include_archived: bool = False) -> list[ZoneObject]:
+        """Lineage rows, optionally for one ingestion or zone."""
+        query = select(ZoneObject).order_by(ZoneObject.id)
+        if ingestion_id:
+            query = query.where(ZoneObject.ingestion_id == ingestion_id)
+        if zone:
+            query = query.where(ZoneObject.zone == zone)
+        if not include_archived:
+            query = query.where(ZoneObject.archived_at.is_(None))
+        with self.session() as s:
+            return list(s.scalars(query))
+
+    # ---- row identities ---------------------------------------------------------------------------------
+
+    def claim_identities(self, ingestion_id: str, rows: Sequence[tuple[str, str]]) -> dict[str, str]:
+        """Record (identity, content_hash) rows as stored by this ingestion; return those other ingestions hold.
+
+        The return maps identity → the content hash stored earlier. Set-based SQL does the matching, so a
+        million rows cost one bulk load and two statements. A re-run of the same ingestion claims nothing new.
+        """
+        if not rows:
+            return {}
+        param = "?" if self.engine.dialect.name == "sqlite" else "%s"
+        with self.engine.begin() as connection:
+            connection.exec_driver_sql(
+                "CREATE TEMPORARY TABLE candidate_ids (identity VARCHAR(32), content_hash VARCHAR(32))"
+            )
+            try:
+                _bulk_load(connection, "candidate_ids", ("identity", "content_hash"), rows)
+                held = connection.exec_driver_sql(
+                    "SELECT r.identity, r.content_hash FROM row_identities r JOIN candidate_ids c "
+                    f"ON c.identity = r.identity WHERE r.ingestion_id <> {param}",
+                    (ingestion_id,),
+                )
+                earlier = {identity: digest for identity, digest in held}
+                connection.exec_driver_sql(
+                    "INSERT INTO row_identities (identity, content_hash, ingestion_id) "
+                    f"SELECT c.identity, c.content_hash, {param} FROM candidate_ids c WHERE NOT EXISTS "
+                    "(SELECT 1 FROM row_identities r WHERE r.identity = c.identity)",
+                    (ingestion_id,),
+                )
+                return earlier
+            finally:
+                connection.exec_driver_sql("DROP TABLE candidate_ids")
+
+    def count_identities(self, ingestion_id: str | None = None) -> int:
+        query = select(func.count()).select_from(RowIdentity)
+        if ingestion_id:
+            query = query.where(RowIdentity.ingestion_id == ingestion_id)
+        with self.session() as s:
+            return int(s.scalar(query) or 0)

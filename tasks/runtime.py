@@ -1,0 +1,80 @@
+"""Composition root: build the store, catalog and keys the Settings describe, once per process."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from pydantic import SecretStr
+
+from tasks.catalog import Catalog
+from tasks.protect import Keyring, ProtectionError, load_key_file
+from tasks.readers import ReadCaps
+from tasks.settings import Settings
+from tasks.storage import LocalStore, ObjectStore
+
+DEFAULT_KEY_FILE = Path("~/.config/rtv/keys.json")
+
+
+class Runtime:
+    """Everything a task needs, built lazily from Settings; pickles as its Settings alone."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"settings": self.settings}  # connections and keys are rebuilt in the receiving process
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.settings = state["settings"]
+
+    @cached_property
+    def store(self) -> ObjectStore:
+        """The zone store chosen by `RTV_STORAGE`."""
+        if self.settings.storage == "local":
+            return LocalStore(self.settings.data_dir)
+        raise NotImplementedError(f"storage {self.settings.storage!r} is not available in this build")
+
+    @cached_property
+    def catalog(self) -> Catalog:
+        """The catalog database, migrated to the newest schema."""
+        return Catalog(self.settings.resolved_catalog_url)
+
+    @cached_property
+    def keyring(self) -> Keyring:
+        """Keys from the environment, a Prefect Secret block, or the key file (created on first use in dev)."""
+        s = self.settings
+        if s.fernet_keys and s.pseudonym_key:
+            keys = tuple(k.strip() for k in s.fernet_keys.get_secret_value().split(",") if k.strip())
+            return Keyring(keys, s.pseudonym_key.get_secret_value())
+        if s.key_secret_block:
+            from prefect.blocks.system import Secret
+
+            value = Secret.load(s.key_secret_block).get()
+            return Keyring.from_json(value if isinstance(value, str) else json.dumps(value))
+        path = (s.key_file or DEFAULT_KEY_FILE).expanduser()
+        if s.env != "dev" and not path.exists():
+            raise ProtectionError(f"no keys configured for {s.env}: set RTV_FERNET_KEYS and RTV_PSEUDONYM_KEY")
+        return load_key_file(path, create=s.env == "dev")
+
+    @property
+    def caps(self) -> ReadCaps:
+        """Input caps for readers."""
+        s = self.settings
+        return ReadCaps(max_bytes=s.max_upload_bytes, max_decompressed_bytes=s.max_decompressed_bytes,
+                        max_rows=s.max_rows, max_line_bytes=s.max_line_bytes, max_json_depth=s.max_json_depth)
+
+
+_runtimes: dict[str, Runtime] = {}
+
+
+def runtime_for(settings: Settings) -> Runtime:
+    """One Runtime per distinct Settings in this process (connections and keys are reused)."""
+    values = {k: v.get_secret_value() if isinstance(v, SecretStr) else v for k, v in settings}
+    key = hashlib.sha256(repr(sorted(values.items(), key=lambda kv: kv[0])).encode()).hexdigest()
+    if key not in _runtimes:
+        _runtimes[key] = Runtime(settings)
+    return _runtimes[key]

@@ -1,0 +1,141 @@
+"""Object stores behind the zones: one small interface, a local-filesystem implementation here."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import BinaryIO, Protocol
+
+ZONES = ("raw", "validated", "quarantine", "processed", "predictions", "reports", "archive", "models")
+
+
+class ObjectExists(FileExistsError):
+    """A write would replace an existing object; zone objects are written once."""
+
+
+class ObjectStore(Protocol):
+    """Bytes by key. Writes are atomic and never clobber unless `overwrite=True`."""
+
+    name: str
+
+    def put(self, key: str, data: bytes, *, overwrite: bool = False) -> None: ...
+
+    def put_file(self, key: str, path: Path, *, overwrite: bool = False) -> None: ...
+
+    def get(self, key: str) -> bytes: ...
+
+    def get_to_file(self, key: str, path: Path) -> None: ...
+
+    def exists(self, key: str) -> bool: ...
+
+    def list(self, prefix: str = "") -> list[str]: ...
+
+    def delete(self, key: str) -> None: ...
+
+    def size(self, key: str) -> int: ...
+
+    def uri(self, key: str) -> str: ...
+
+
+def check_key(key: str) -> str:
+    """Reject keys that could escape the store root or are not plain relative paths."""
+    parts = key.split("/")
+    if not key or key.startswith("/") or any(p in ("", ".", "..") for p in parts) or "\\" in key:
+        raise ValueError(f"invalid object key {key!r}")
+    return key
+
+
+class LocalStore:
+    """Objects as files under a root directory; temp file + fsync + link/rename makes each write atomic."""
+
+    name = "local"
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root).resolve()
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def path(self, key: str) -> Path:
+        """Filesystem path of a key."""
+        return self.root / check_key(key)
+
+    def put(self, key: str, data: bytes, *, overwrite: bool = False) -> None:
+        """Write bytes atomically."""
+        self._write_atomic(key, lambda handle: handle.write(data), overwrite)
+
+    def put_file(self, key: str, path: Path, *, overwrite: bool = False) -> None:
+        """Copy a local file in atomically."""
+        with open(path, "rb") as source:
+            self._write_atomic(key, lambda handle: shutil.copyfileobj(source, handle, 1024 * 1024), overwrite)
+
+    def get(self, key: str) -> bytes:
+        """Read an object's bytes."""
+        return self.path(key).read_bytes()
+
+    def get_to_file(self, key: str, path: Path) -> None:
+        """Copy an object to a local file."""
+        shutil.copyfile(self.path(key), path)
+
+    def exists(self, key: str) -> bool:
+        """Whether the key exists."""
+        return self.path(key).is_file()
+
+    def list(self, prefix: str = "") -> list[str]:
+        """Keys under a prefix, sorted."""
+        base = self.root / prefix if prefix else self.root
+        if base.is_file():
+            return [prefix]
+        if not base.is_dir():
+            return []
+        return sorted(
+            p.relative_to(self.root).as_posix() for p in base.rglob("*") if p.is_file() and ".staging-" not in p.name
+        )
+
+    def delete(self, key: str) -> None:
+        """Remove an object if present."""
+        self.path(key).unlink(missing_ok=True)
+
+    def size(self, key: str) -> int:
+        """Object size in bytes."""
+        return self.path(key).stat().st_size
+
+    def uri(self, key: str) -> str:
+        """A location a person can open."""
+        return self.path(key).as_uri()
+
+    def _write_atomic(self, key: str, write: Callable[[BinaryIO], object], overwrite: bool) -> None:
+        target = self.path(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, staging = tempfile.mkstemp(prefix=f".staging-{target.name}.", dir=target.parent)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                write(handle)
+                handle.flush()
+                os.fsync(handle.fileno())
+            if overwrite:
+                os.replace(staging, target)
+            else:
+                try:
+                    os.link(staging, target)  # fails when the target exists: no clobbering, no race
+                except FileExistsError:
+                    raise ObjectExists(key) from None
+            _fsync_dir(target.parent)
+        finally:
+            Path(staging).unlink(missing_ok=True)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def iter_chunks(data: bytes, size: int = 1024 * 1024) -> Iterator[bytes]:
+    """Yield consecutive slices of a bytes object."""
+    view = memoryview(data)
+    for start in range(0, len(view), size):
+        yield bytes(view[start : start + size])
