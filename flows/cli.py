@@ -63,7 +63,9 @@ def ingest(
     except (TooLarge, EmptyUpload) as bad:
         _fail(f"rejected: {bad}", EXIT_REJECTED)
     if landed.is_duplicate:
-        report = duplicate_report(landed)
+        from tasks.report import duplicate_report
+
+        report = duplicate_report(landed.duplicate_of, landed.sha256, landed.size_bytes).model_dump(mode="json")
     else:
         from flows.ingest import ingest as ingest_flow
 
@@ -72,17 +74,6 @@ def ingest(
     if report["status"] == "rejected":
         typer.echo(f"rejected: {report.get('reason')}", err=True)
         raise typer.Exit(EXIT_REJECTED)
-
-
-def duplicate_report(landed: Any) -> dict[str, Any]:
-    """The report for bytes that were landed before: nothing new received or stored."""
-    from tasks.report import ImportReport
-
-    earlier = landed.duplicate_of
-    return ImportReport(ingestion_id=earlier.id, status="duplicate_file", source=earlier.source, door=earlier.door,
-                        sha256=landed.sha256, size_bytes=landed.size_bytes, duplicate_of=earlier.id,
-                        received_at=earlier.received_at.isoformat() if earlier.received_at else None,
-                        ).model_dump(mode="json")
 
 
 @app.command()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -15,12 +16,12 @@ from prefect.runtime import flow_run
 
 from tasks import rules as rule_tables
 from tasks.catalog import Ingestion
-from tasks.conform import Conformed, NotASurveyTable, conform
+from tasks.conform import Conformed, NotASurveyTable, conform, score_header
 from tasks.features import add_features
 from tasks.identity import Deduplicated, add_identity, drop_duplicates, protect_identifiers
 from tasks.landing import read_raw
 from tasks.readers import ReadResult, RejectedFile, read_table
-from tasks.report import ImportReport
+from tasks.report import ImportReport, utc_iso
 from tasks.retry import cpu_task, io_task, with_retry_policy
 from tasks.runtime import Runtime, runtime_for
 from tasks.settings import Settings
@@ -54,18 +55,21 @@ def fetch_raw(rt: Runtime, ingestion: Ingestion) -> bytes:
     return read_raw(rt, ingestion)
 
 
+@dataclass(frozen=True)
+class Rejected:
+    """The file cannot be read as a survey table; `reason` is one line for the data clerk."""
+
+    reason: str
+
+
 @cpu_task
-def parse_table(rt: Runtime, data: bytes) -> ReadResult:
-    """Sniff and read the table (raises RejectedFile for unreadable input)."""
-    from tasks.conform import score_header
-
-    return read_table(data, rt.caps, score_header=score_header)
-
-
-@cpu_task
-def conform_table(table: ReadResult) -> Conformed:
-    """Map to the contract and apply the unambiguous fixes."""
-    return conform(table.frame, typed=table.typed)
+def read_and_conform(rt: Runtime, data: bytes) -> tuple[ReadResult, Conformed] | Rejected:
+    """Sniff and read the table, then conform it to the contract; bad input is an outcome, not an error."""
+    try:
+        table = read_table(data, rt.caps, score_header=score_header)
+        return table, conform(table.frame, typed=table.typed)
+    except (RejectedFile, NotASurveyTable) as bad:
+        return Rejected(str(bad))
 
 
 @io_task
@@ -151,7 +155,7 @@ def _mark_failed(flow_obj: Any, run: Any, state: Any) -> None:
 def _base_report(ingestion: Ingestion, started: float, **fields: Any) -> ImportReport:
     return ImportReport(ingestion_id=ingestion.id, source=ingestion.source, door=ingestion.door,
                         sha256=ingestion.sha256, size_bytes=ingestion.size_bytes,
-                        received_at=ingestion.received_at.isoformat() if ingestion.received_at else None,
+                        received_at=utc_iso(ingestion.received_at),
                         finished_at=datetime.now(UTC).isoformat(), duration_s=round(time.monotonic() - started, 2),
                         **fields)
 
@@ -173,15 +177,14 @@ def run_ingest(rt: Runtime, ingestion_id: str) -> dict[str, Any]:
     ingestion = io[start_ingestion](rt, ingestion_id)
     data = io[fetch_raw](rt, ingestion)
     # 2. Read (format sniffed from the bytes) and conform to the contract
-    try:
-        table = parse_table(rt, data)
-        conformed = conform_table(table)
-    except (RejectedFile, NotASurveyTable) as bad:
-        report = _base_report(ingestion, started, status="rejected", reason=str(bad))
-        io[record_report](rt, report, None, [])
-        logger.warning("ingestion %s rejected: %s", ingestion_id, bad)
-        return _publish(report)
+    outcome = read_and_conform(rt, data)
     del data
+    if isinstance(outcome, Rejected):
+        report = _base_report(ingestion, started, status="rejected", reason=outcome.reason)
+        io[record_report](rt, report, None, [])
+        logger.warning("ingestion %s rejected: %s", ingestion_id, outcome.reason)
+        return _publish(report)
+    table, conformed = outcome
     # 3. Identity, duplicates, protection of identifiers
     completeness = rule_tables.completeness(conformed.frame)
     received = conformed.frame.height

@@ -90,52 +90,117 @@ def map_headers(headers: list[str]) -> tuple[dict[str, str], Counter[str], list[
     return mapping, fixes, unknown
 
 
-def _defect_entry(column: str, raw: pl.Expr) -> pl.Expr:
-    return pl.struct(pl.lit(column).alias("column"), raw.str.slice(0, VALUE_PREVIEW).alias("value"))
+@dataclass
+class _Column:
+    """How one contract column is computed from its source, what counts as a fix, and what is a defect."""
+
+    value: pl.Expr
+    fixes: dict[str, pl.Expr] = field(default_factory=dict)
+    bad: pl.Expr | None = None
 
 
-def _conform_text(col: Column, values: pl.Expr, fixes_exprs: dict[str, pl.Expr]) -> pl.Expr:
+def _recase(cleaned: pl.Expr, spellings: list[str]) -> pl.Expr:
+    canonical = {s.lower(): s for s in spellings}
+    return cleaned.str.to_lowercase().replace_strict(canonical, default=cleaned)
+
+
+def _text_column(col: Column, values: pl.Expr) -> _Column:
     raw = values.cast(pl.String)
     stripped = raw.str.strip_chars()
-    fixes_exprs[f"value_whitespace:{col.name}"] = (raw != stripped).sum()
     cleaned = pl.when(stripped == "").then(None).otherwise(stripped)
+    fixes = {"value_whitespace": raw != stripped}
     if col.name == "household_id":
-        fixes_exprs["household_id_case"] = (cleaned != cleaned.str.to_uppercase()).sum()
-        return cleaned.str.to_uppercase()
-    if col.codes and all(isinstance(c, str) for c in col.codes):
-        canonical = {str(c).lower(): str(c) for c in col.codes}
-        recased = cleaned.str.to_lowercase().replace_strict(canonical, default=cleaned)
-        fixes_exprs[f"value_case:{col.name}"] = (recased != cleaned).sum()
-        return recased
+        upper = cleaned.str.to_uppercase()
+        return _Column(upper, fixes | {"household_id_case": cleaned != upper})
+    spellings = [str(c) for c in col.codes] if col.codes and all(isinstance(c, str) for c in col.codes) else None
     if col.name == "cluster":
-        canonical = {c.lower(): c for cs in contract.DISTRICT_CLUSTERS.values() for c in cs}
-        recased = cleaned.str.to_lowercase().replace_strict(canonical, default=cleaned)
-        fixes_exprs["value_case:cluster"] = (recased != cleaned).sum()
-        return recased
-    return cleaned
+        spellings = [c for cs in contract.DISTRICT_CLUSTERS.values() for c in cs]
+    if spellings:
+        recased = _recase(cleaned, spellings)
+        return _Column(recased, fixes | {"value_case": recased != cleaned})
+    return _Column(cleaned, fixes)
 
 
-def _parse_number(col: Column, values: pl.Expr, source_dtype: pl.DataType, typed: bool,
-                  fixes_exprs: dict[str, pl.Expr], defects: list[pl.Expr]) -> pl.Expr:
+def _number_column(col: Column, values: pl.Expr, source_dtype: pl.DataType, typed: bool,
+                   cast: pl.Expr | None = None) -> _Column:
+    """Parse a numeric column. With `cast` (rows whose numbers all cast as they stand), skip trimming and tokens."""
     target = col.polars_dtype
-    if source_dtype.is_numeric() or source_dtype == pl.Boolean:
-        number = values.cast(pl.Float64)
-        raw_text = values.cast(pl.String)
+    fixes: dict[str, pl.Expr] = {}
+    if cast is not None:
+        number, present = cast, values.is_not_null()
+    elif source_dtype.is_numeric() or source_dtype == pl.Boolean:
+        number, present = values.cast(pl.Float64), values.is_not_null()
     else:
-        raw_text = values.cast(pl.String)
-        stripped = raw_text.str.strip_chars()
-        is_missing = stripped.is_null() | stripped.is_in(NULL_TOKENS)
-        fixes_exprs[f"value_whitespace:{col.name}"] = ((raw_text != stripped) & ~is_missing).sum()
-        number = pl.when(is_missing).then(None).otherwise(stripped).cast(pl.Float64, strict=False)
-        if typed:  # a quoted number in a typed format (JSON "5", a text cell in Excel)
-            fixes_exprs[f"number_as_text:{col.name}"] = (number.is_not_null()).sum()
-        raw_text = pl.when(is_missing).then(None).otherwise(raw_text)
-    bad = raw_text.is_not_null() & (number.is_null() | ~number.is_finite())
+        text = values.cast(pl.String)
+        stripped = text.str.strip_chars()
+        missing = stripped.is_null() | stripped.is_in(NULL_TOKENS)
+        number = pl.when(missing).then(None).otherwise(stripped).cast(pl.Float64, strict=False)
+        present = ~missing
+        fixes["value_whitespace"] = (text != stripped) & ~missing
+    if typed and source_dtype == pl.String:  # a quoted number in a typed format (JSON "5", a text cell in Excel)
+        fixes["number_as_text"] = number.is_not_null()
+    bad = present & (number.is_null() | ~number.is_finite())
     if target == pl.Int64():
         bad = bad | (number.is_finite() & (number != number.round(0)))
-    defects.append(pl.when(bad).then(_defect_entry(col.name, raw_text)).otherwise(None))
     clean = pl.when(bad).then(None).otherwise(number)
-    return clean.cast(target) if target == pl.Int64() else clean
+    return _Column(clean.cast(target) if target == pl.Int64() else clean, fixes, bad)
+
+
+def _defects(computed: pl.DataFrame, source: pl.DataFrame, bad_columns: dict[str, str],
+             raw_headers: dict[str, str]) -> pl.DataFrame:
+    """Row number → the cells that could not be parsed (column, raw source text), for rows that have any.
+
+    Built only for the few rows with a defect: assembling lists for every row costs minutes at 1M rows.
+    """
+    schema = {ROW: pl.Int64, DEFECTS: DEFECT_DTYPE}
+    flags = [pl.col(flag) for flag in bad_columns.values()]
+    hits = computed.filter(pl.any_horizontal(flags)).select(ROW, *bad_columns.values()) if flags else None
+    entries: dict[int, list[dict[str, str | None]]] = {}
+    if hits is not None and hits.height:
+        raw = source.join(hits.select(ROW), on=ROW).select(
+            ROW, *[pl.col(h).cast(pl.String).str.slice(0, VALUE_PREVIEW).alias(c) for c, h in raw_headers.items()])
+        rows = hits.join(raw, on=ROW)
+        for column, flag in bad_columns.items():
+            for row, value in rows.filter(pl.col(flag)).select(ROW, column).iter_rows():
+                entries.setdefault(row, []).append({"column": column, "value": value})
+    return pl.DataFrame({ROW: list(entries), DEFECTS: list(entries.values())}, schema=schema)
+
+
+def _cast_name(name: str) -> str:
+    return f"_cast:{name}"
+
+
+def _plan(source: pl.DataFrame, by_name: dict[str, str], typed: bool, *, fast: bool
+          ) -> tuple[list[str], dict[str, str], dict[str, str], dict[str, str], list[pl.Expr]]:
+    """Expressions producing every contract column, the fix flags, and the defect flags with raw values."""
+    values: list[pl.Expr] = [pl.col(ROW)]
+    flags: list[pl.Expr] = []
+    fix_kinds: dict[str, str] = {}
+    bad_columns: dict[str, str] = {}
+    raw_headers: dict[str, str] = {}
+    for name in CANONICAL_NAMES + METADATA_NAMES:
+        col = BY_NAME[name]
+        header = by_name.get(name)
+        if header is None:
+            values.append(pl.lit(None, dtype=col.polars_dtype).alias(name))
+            continue
+        cast = pl.col(_cast_name(name)) if fast else None
+        built = (_text_column(col, pl.col(header)) if col.dtype in ("str", "datetime")
+                 else _number_column(col, pl.col(header), source.schema[header], typed, cast))
+        values.append(built.value.alias(name))
+        for kind, expr in built.fixes.items():
+            fix_kinds[f"_fix:{kind}:{name}"] = kind
+            flags.append(expr.fill_null(False).alias(f"_fix:{kind}:{name}"))
+        if built.bad is not None:
+            bad_columns[name] = f"_bad:{name}"
+            raw_headers[name] = header
+            flags.append(built.bad.fill_null(False).alias(f"_bad:{name}"))
+    if ROW_DEFECT in source.columns:
+        bad_columns["row"] = "_bad:_row"
+        raw_headers["row"] = ROW_DEFECT
+        flags.append(pl.col(ROW_DEFECT).is_not_null().alias("_bad:_row"))
+    names = [v.meta.output_name() for v in values]
+    return names, fix_kinds, bad_columns, raw_headers, values + flags
 
 
 def conform(frame: pl.DataFrame, *, typed: bool) -> Conformed:
@@ -151,36 +216,30 @@ def conform(frame: pl.DataFrame, *, typed: bool) -> Conformed:
             f"missing (e.g. {examples})"
         )
     by_name = {name: header for header, name in mapping.items()}
-    fix_exprs: dict[str, pl.Expr] = {}
-    defects: list[pl.Expr] = []
-    columns: list[pl.Expr] = [pl.int_range(1, pl.len() + 1, dtype=pl.Int64).alias(ROW)]
-    for name in CANONICAL_NAMES + METADATA_NAMES:
-        col = BY_NAME[name]
-        header = by_name.get(name)
-        if header is None:
-            columns.append(pl.lit(None, dtype=col.polars_dtype).alias(name))
-            continue
-        values = pl.col(header)
-        if col.dtype in ("str", "datetime"):
-            columns.append(_conform_text(col, values, fix_exprs).alias(name))
-        else:
-            columns.append(_parse_number(col, values, frame.schema[header], typed, fix_exprs, defects).alias(name))
-    if ROW_DEFECT in frame.columns:
-        defects.append(pl.when(pl.col(ROW_DEFECT).is_not_null())
-                       .then(_defect_entry("_row", pl.col(ROW_DEFECT))).otherwise(None))
-    if defects:
-        found = pl.concat_list(defects).list.drop_nulls()
-        columns.append(pl.when(found.list.len() > 0).then(found).otherwise(None).alias(DEFECTS))
-    else:
-        columns.append(pl.lit(None, dtype=DEFECT_DTYPE).alias(DEFECTS))
-
-    counts = frame.select(**fix_exprs).row(0, named=True) if fix_exprs else {}
-    conformed = frame.select(columns)
+    numeric = {n: h for h, n in mapping.items() if BY_NAME[n].dtype not in ("str", "datetime")}
+    source = frame.with_row_index(ROW, offset=1).with_columns(
+        pl.col(ROW).cast(pl.Int64), *[pl.col(h).cast(pl.Float64, strict=False).alias(_cast_name(n))
+                                      for n, h in numeric.items()])
+    # Most rows cast cleanly as they stand; trimming and null tokens cost ~10x, so only messy rows pay for them.
+    slow = source.select(pl.any_horizontal(pl.lit(False), *[
+        pl.col(h).is_not_null() & pl.col(_cast_name(n)).is_null() for n, h in numeric.items()
+    ])).to_series()
+    names, fast_fixes, bad_columns, raw_headers, fast_exprs = _plan(source, by_name, typed, fast=True)
+    _, slow_fixes, _, _, slow_exprs = _plan(source, by_name, typed, fast=False)
+    fix_kinds = fast_fixes | slow_fixes
+    parts = [source.filter(~slow).lazy().select(fast_exprs), source.filter(slow).lazy().select(slow_exprs)]
+    computed = pl.concat(parts, how="diagonal_relaxed").collect().sort(ROW)
+    for column in fix_kinds:
+        if column not in computed.columns:
+            computed = computed.with_columns(pl.lit(False).alias(column))
+    counts = computed.select([pl.col(c).sum() for c in fix_kinds]).row(0, named=True) if fix_kinds else {}
     fixes: Counter[str] = Counter(header_fixes)
-    for key, count in counts.items():
+    for column, count in counts.items():
         if count:
-            fixes[key.split(":")[0]] += int(count)
-    result = Conformed(conformed, fixes, unknown, [n for n in CANONICAL_NAMES + METADATA_NAMES if n not in present])
+            fixes[fix_kinds[column]] += int(count)
+    defects = _defects(computed, source, bad_columns, raw_headers)
+    conformed = computed.select(names).join(defects, on=ROW, how="left", maintain_order="left")
+    result = Conformed(conformed, fixes, unknown, [n for n in CANONICAL_NAMES if n not in present])
     fill_derived(result, absent={n for n in CANONICAL_NAMES if n not in present})
     return result
 

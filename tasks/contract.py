@@ -107,7 +107,7 @@ def _r(*roles: Role) -> frozenset[Role]:
 
 BINARY = (0, 1)
 USD_MAX = 20_000.0  # a plausible annual ceiling per income line; UGX typed into a USD field lands far above
-HOUSEHOLD_ID_PATTERN = r"^(KAN|MIT|RUK)-XXX-XXX-X9+$|^RUB-XXX-X-9+$"  # applied to the masked id shape
+HOUSEHOLD_ID_PATTERN = r"^(?:KAN|MIT|RUK)-XXX-XXX-X9+$|^RUB-XXX-X-9+$"  # applied to the masked id shape
 
 DISTRICT_CLUSTERS: dict[str, tuple[str, ...]] = {
     "Rukungiri": ("Kacence", "Kahoko", "Kitugunda", "Murama", "Ngoma"),
@@ -203,7 +203,7 @@ COLUMNS: tuple[Column, ...] = (
     Column("work_salaried", "work_salaried", "int", "Members in salaried work", _r(MOD), min=0, max=10),
     _flag("save_mode_7", "saves_in_vsla", "Saves in a VSLA group"),
     Column("Loan_from", "loan_sources", "str", "Loan sources (codes)", _r(FIN, MOD), nullable=True,
-           pattern=r"^(" + "|".join(LOAN_SOURCE_CODES) + r")( (" + "|".join(LOAN_SOURCE_CODES) + r"))*$"),
+           pattern=r"^(?:" + "|".join(LOAN_SOURCE_CODES) + r")(?: (?:" + "|".join(LOAN_SOURCE_CODES) + r"))*$"),
     _flag("perennial_cropping", "perennial_cropping", "Grows perennials"),
     Column("household_fertilizer", "fertilizer_type", "int", "Fertilizer type code", _r(MOD), codes=(1, 2, 3, 99)),
     Column("daily_meals", "daily_meals", "int", "Meals per day", _r(MOD), min=1, max=5),
@@ -223,7 +223,7 @@ COLUMNS: tuple[Column, ...] = (
     _flag("water_control_practise", "water_control_practice", "Water-control practice"),
     _flag("soil_management", "soil_management", "Soil management"),
     Column("food_banana_wilt_diseases", "banana_wilt_codes", "str", "Banana wilt diseases (codes)", _r(MOD),
-           nullable=True, pattern=r"^[123]( [123])*$"),
+           nullable=True, pattern=r"^[123](?: [123])*$"),
     _flag("postharvest_food_storage", "postharvest_storage", "Post-harvest storage"),
 )
 
@@ -233,7 +233,8 @@ METADATA: tuple[Column, ...] = (
            pattern=r"^[A-Za-z0-9:_.\-]{1,128}$"),
     Column("deprecated_id", "deprecated_id", "str", "Instance id this submission edits", _r(MET), nullable=True,
            pattern=r"^[A-Za-z0-9:_.\-]{1,128}$"),
-    Column("submitted_at", "submitted_at", "datetime", "Submitted at", _r(MET), nullable=True),
+    Column("submitted_at", "submitted_at", "datetime", "Submitted at", _r(MET), nullable=True,
+           pattern=r"^\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?$"),
     Column("officer_id", "officer_id", "str", "Field officer", _r(MET, PII), nullable=True),
     Column("device_id", "device_id", "str", "Device", _r(MET, PII), nullable=True),
     Column("app_version", "app_version", "str", "App or form version", _r(MET), nullable=True,

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field
+
+if TYPE_CHECKING:
+    from tasks.catalog import Ingestion
 
 Status = Literal["landed", "running", "completed", "completed_with_quarantine", "duplicate_file", "rejected",
                  "failed"]
@@ -92,6 +96,20 @@ class ImportReport(BaseModel):
             lines += [f"Great Expectations Data Docs: {self.data_docs}", ""]
         lines.append(f"Took {self.duration_s:.1f} s.")
         return "\n".join(lines)
+
+
+def utc_iso(moment: datetime | None) -> str | None:
+    """ISO time in UTC (SQLite hands datetimes back without their zone)."""
+    if moment is None:
+        return None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).isoformat()
+
+
+def duplicate_report(earlier: Ingestion, sha256: str, size_bytes: int) -> ImportReport:
+    """The report for bytes landed before: nothing new received or stored; points at the earlier ingestion."""
+    return ImportReport(ingestion_id=earlier.id, status="duplicate_file", source=earlier.source, door=earlier.door,
+                        sha256=sha256, size_bytes=size_bytes, duplicate_of=earlier.id,
+                        received_at=utc_iso(earlier.received_at))
 
 
 def _fmt(value: Any) -> str:

@@ -47,12 +47,12 @@ def gx_frame(frame: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def _reasons(checked: pl.DataFrame, frame: pl.DataFrame, rules: RuleSet) -> pl.DataFrame:
+def _reasons(checked: pl.DataFrame, frame: pl.DataFrame, rules: RuleSet, counts: dict[str, int]) -> pl.DataFrame:
     parts: list[pl.DataFrame] = []
     for rule in rules.rules:
-        failing = checked.filter(pl.col(rule.name))
-        if failing.height == 0:
+        if not counts[rule.name]:
             continue
+        failing = checked.filter(pl.col(rule.name))
         if rule.name == "row.readable":
             defects = (frame.select(_IDX, DEFECTS).join(failing.select(_IDX), on=_IDX)
                        .explode(DEFECTS).unnest(DEFECTS))
@@ -81,7 +81,7 @@ def validate(frame: pl.DataFrame, rules: RuleSet, *, build_docs: bool = True) ->
     suite = run_suite(view.to_pandas(), rules, build_docs=build_docs)
     _cross_check(mask_counts, suite)
 
-    reasons = _reasons(checked, frame, rules)
+    reasons = _reasons(checked, frame, rules, mask_counts)
     joined = frame.join(reasons, on=_IDX, how="left", maintain_order="left")
     held = pl.col(REASONS).is_not_null()
     result = Validation(

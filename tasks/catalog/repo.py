@@ -157,7 +157,7 @@ class Catalog:
             s.execute(
                 update(Ingestion)
                 .where(Ingestion.id == ingestion_id)
-                .values(status=status, report=report, finished_at=utcnow(), error=None, **counts)
+                .values(status=status, report=report, finished_at=utcnow(), error=report.get("reason"), **counts)
             )
 
     def fail(self, ingestion_id: str, status: str, error: str) -> None:
