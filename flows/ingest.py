@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -13,14 +14,15 @@ import polars as pl
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 from prefect.runtime import flow_run
+from prefect.task_runners import ThreadPoolTaskRunner
 
 from tasks import rules as rule_tables
 from tasks.catalog import Ingestion
 from tasks.conform import Conformed, NotASurveyTable, conform, score_header
 from tasks.features import add_features
-from tasks.identity import Deduplicated, add_identity, drop_duplicates, protect_identifiers
+from tasks.identity import Deduplicated, add_identity, drop_duplicates, identity_keys, protect_identifiers
 from tasks.landing import read_raw
-from tasks.readers import ReadResult, RejectedFile, read_table
+from tasks.readers import RejectedFile, read_table
 from tasks.report import ImportReport, utc_iso
 from tasks.retry import cpu_task, io_task, with_retry_policy
 from tasks.runtime import Runtime, runtime_for
@@ -36,6 +38,8 @@ from tasks.zones import (
     write_parquet,
 )
 
+PIECE_BYTES = 128 * 1024 * 1024  # a large CSV is parsed and conformed ~128 MB at a time
+
 # ---- steps (thin task wrappers around plain functions) -----------------------------------------------
 
 
@@ -49,12 +53,6 @@ def start_ingestion(rt: Runtime, ingestion_id: str) -> Ingestion:
     return ingestion
 
 
-@io_task
-def fetch_raw(rt: Runtime, ingestion: Ingestion) -> bytes:
-    """Decrypted bytes of the landed file."""
-    return read_raw(rt, ingestion)
-
-
 @dataclass(frozen=True)
 class Rejected:
     """The file cannot be read as a survey table; `reason` is one line for the data clerk."""
@@ -62,12 +60,17 @@ class Rejected:
     reason: str
 
 
-@cpu_task
-def read_and_conform(rt: Runtime, data: bytes) -> tuple[ReadResult, Conformed] | Rejected:
-    """Sniff and read the table, then conform it to the contract; bad input is an outcome, not an error."""
+@io_task
+def read_landed(rt: Runtime, ingestion: Ingestion) -> tuple[str, Conformed] | Rejected:
+    """Decrypt the landed bytes, sniff and read the table, conform it; bad input is an outcome, not an error.
+
+    One step so the bytes and the text table are dropped as soon as they are used (they are the largest
+    objects of a run); returns the format and the conformed table.
+    """
+    data = read_raw(rt, ingestion)
     try:
-        table = read_table(data, rt.caps, score_header=score_header)
-        return table, conform(table.frame, typed=table.typed)
+        table = read_table(data, rt.caps, score_header=score_header, piece_bytes=PIECE_BYTES)
+        return table.format, conform(table.frames(), typed=table.typed)
     except (RejectedFile, NotASurveyTable) as bad:
         return Rejected(str(bad))
 
@@ -76,18 +79,22 @@ def read_and_conform(rt: Runtime, data: bytes) -> tuple[ReadResult, Conformed] |
 def identify_rows(rt: Runtime, ingestion_id: str, conformed: Conformed) -> Deduplicated:
     """Identify rows, drop duplicates against this batch and the catalog, then encrypt identifiers."""
     identified = add_identity(conformed.frame, rt.keyring)
-    deduplicated = drop_duplicates(identified, lambda rows: rt.catalog.claim_identities(ingestion_id, rows))
-    deduplicated.frame = protect_identifiers(deduplicated.frame, rt.keyring)
-    return deduplicated
+    keys = identity_keys(identified)
+    # The catalog claim waits on the database while encryption keeps the CPU busy: run them side by side.
+    with ThreadPoolExecutor(1, thread_name_prefix="claim") as pool:
+        claimed = pool.submit(rt.catalog.claim_identities, ingestion_id, keys)
+        protected = protect_identifiers(identified, rt.keyring)
+        earlier = claimed.result()
+    return drop_duplicates(protected, earlier)
 
 
 @cpu_task
-def validate_rows(rt: Runtime, frame: pl.DataFrame) -> Validation:
+def validate_rows(rt: Runtime, frame: pl.DataFrame, defects: pl.DataFrame) -> Validation:
     """Run the GX suite and the row masks; every row gets an outcome."""
     s = rt.settings
     rules = rule_tables.build_rules(max_rows=s.max_rows, completeness_threshold=s.completeness_threshold,
                                     distribution_min_rows=s.distribution_min_rows)
-    return validate(frame, rules)
+    return validate(frame, rules, defects)
 
 
 @io_task
@@ -152,6 +159,18 @@ def _mark_failed(flow_obj: Any, run: Any, state: Any) -> None:
         runtime_for(Settings()).catalog.fail(ingestion_id, "failed", (state.message or "flow failed").splitlines()[0])
 
 
+def _stopwatch(laps: dict[str, float]) -> Any:
+    """A function that records the seconds since its previous call under a step name."""
+    last = [time.monotonic()]
+
+    def lap(step: str) -> None:
+        now = time.monotonic()
+        laps[step] = round(now - last[0], 2)
+        last[0] = now
+
+    return lap
+
+
 def _base_report(ingestion: Ingestion, started: float, **fields: Any) -> ImportReport:
     return ImportReport(ingestion_id=ingestion.id, source=ingestion.source, door=ingestion.door,
                         sha256=ingestion.sha256, size_bytes=ingestion.size_bytes,
@@ -171,52 +190,60 @@ def run_ingest(rt: Runtime, ingestion_id: str) -> dict[str, Any]:
     logger = get_run_logger()
     started = time.monotonic()
     io = {step: with_retry_policy(step, rt.settings) for step in
-          (start_ingestion, fetch_raw, identify_rows, write_partition, publish_data_docs, record_report)}
+          (start_ingestion, read_landed, identify_rows, write_partition, publish_data_docs, record_report)}
 
-    # 1. Land → running; read the raw bytes back
+    laps: dict[str, float] = {}
+    lap = _stopwatch(laps)
+    # 1. Landed → running
     ingestion = io[start_ingestion](rt, ingestion_id)
-    data = io[fetch_raw](rt, ingestion)
-    # 2. Read (format sniffed from the bytes) and conform to the contract
-    outcome = read_and_conform(rt, data)
-    del data
+    # 2. Read the raw bytes back (format sniffed from the bytes) and conform to the contract
+    outcome = io[read_landed](rt, ingestion)
+    lap("read_conform")
     if isinstance(outcome, Rejected):
         report = _base_report(ingestion, started, status="rejected", reason=outcome.reason)
         io[record_report](rt, report, None, [])
         logger.warning("ingestion %s rejected: %s", ingestion_id, outcome.reason)
         return _publish(report)
-    table, conformed = outcome
+    file_format, conformed = outcome
     # 3. Identity, duplicates, protection of identifiers
     completeness = rule_tables.completeness(conformed.frame)
     received = conformed.frame.height
     deduplicated = io[identify_rows](rt, ingestion_id, conformed)
+    conformed.frame = conformed.frame.clear()  # the last plaintext identifiers; also frees its memory
+    lap("identify_protect")
     # 4. Validate with Great Expectations: accepted vs quarantined, with reasons
-    validation = validate_rows(rt, deduplicated.frame)
+    validation = validate_rows(rt, deduplicated.frame, conformed.defects)
+    deduplicated.frame = deduplicated.frame.clear()  # validation.rows holds the same columns
+    lap("validate")
     # 5. Transform and write the zones, partition by partition
     size = rt.settings.partition_rows
-    parts = max(-(-validation.accepted.height // size), -(-validation.quarantined.height // size), 1)
-    futures = [io[write_partition].submit(rt, ingestion_id, n, validation.accepted.slice(n * size, size),
-                                          validation.quarantined.slice(n * size, size)) for n in range(parts)]
+    parts = max(-(-validation.rows.height // size), 1)
+    futures = [io[write_partition].submit(rt, ingestion_id, n, *validation.split(n * size, size))
+               for n in range(parts)]
     objects = [obj for future in futures for obj in future.result()]
+    lap("transform_write")
     docs = io[publish_data_docs](rt, ingestion_id, validation.docs_dir)
+    lap("data_docs")
     # 6. Report → catalog and artifact
     reasons: dict[str, int] = {}
-    if validation.quarantined.height:
-        reasons = dict(validation.quarantined.select(pl.col(REASONS).list.eval(
+    if validation.quarantined_count:
+        reasons = dict(validation.reasons.select(pl.col(REASONS).list.eval(
             pl.element().struct.field("rule").unique())).explode(REASONS)[REASONS].value_counts().iter_rows())
     batch = dict(validation.batch_checks)
     batch["completeness"] = {"passed": completeness >= rt.settings.completeness_threshold,
                              "observed": round(completeness, 4)}
     report = _base_report(
         ingestion, started,
-        status="completed_with_quarantine" if validation.quarantined.height else "completed",
-        format=table.format, rows_received=received, rows_accepted=validation.accepted.height,
-        rows_quarantined=validation.quarantined.height, rows_duplicate=deduplicated.duplicates,
+        status="completed_with_quarantine" if validation.quarantined_count else "completed",
+        format=file_format, rows_received=received, rows_accepted=validation.accepted_count,
+        rows_quarantined=validation.quarantined_count, rows_duplicate=deduplicated.duplicates,
         duplicates_within_file=deduplicated.within_batch, duplicates_of_earlier=deduplicated.earlier,
         fixes=dict(conformed.fixes), quarantine_reasons=dict(sorted(reasons.items())), batch_checks=batch,
         completeness=round(completeness, 4), unknown_columns=conformed.unknown_columns,
         missing_columns=conformed.missing_columns, computed_columns=conformed.computed_columns,
         zones={o["zone"]: rt.store.uri(o["key"].rsplit("/", 1)[0]) for o in objects}, data_docs=docs,
         warnings=[f"batch check {k} failed (observed {v['observed']})" for k, v in batch.items() if not v["passed"]],
+        timings=laps,
     )
     report.check_balance()
     io[record_report](rt, report, validation, objects)
@@ -225,7 +252,9 @@ def run_ingest(rt: Runtime, ingestion_id: str) -> dict[str, Any]:
     return _publish(report)
 
 
-@flow(name="ingest", on_failure=[_mark_failed], on_crashed=[_mark_failed], log_prints=False)
+# Two workers: a 2-core machine gains nothing from more, and each partition in flight holds ~1 GB at 250k rows.
+@flow(name="ingest", on_failure=[_mark_failed], on_crashed=[_mark_failed], log_prints=False,
+      task_runner=ThreadPoolTaskRunner(max_workers=2))
 def ingest(ingestion_id: str) -> dict[str, Any]:
     """Process one landed file end to end and return its import report."""
     return run_ingest(runtime_for(Settings()), ingestion_id)

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cache
+from itertools import chain
 
+import numpy as np
 import polars as pl
 
 from tasks import contract
@@ -13,12 +16,14 @@ from tasks.contract import BY_NAME, CANONICAL_NAMES, DERIVATIONS, METADATA_NAMES
 
 NULL_TOKENS = ("", "NA", "N/A", "n/a", "NaN", "nan", "null", "NULL", "None", "none")
 DEFECTS = "_defects"
+DEFECTIVE = "_defective"
 ROW = "_row"
 ROW_DEFECT = "_row_defect"  # set by the CSV reader for rows whose field count differs from the header
 GROUP_SEPARATORS = "/-:"  # KoboToolbox joins groups with "/", ODK Central with "-"
 MAX_MISSING_SHARE = 0.5
 VALUE_PREVIEW = 80
 DEFECT_DTYPE = pl.List(pl.Struct({"column": pl.String, "value": pl.String}))
+DEFECTS_SCHEMA = {ROW: pl.Int64, DEFECTS: DEFECT_DTYPE}
 
 
 class NotASurveyTable(ValueError):
@@ -30,6 +35,7 @@ class Conformed:
     """The conformed frame and what conforming did to it."""
 
     frame: pl.DataFrame
+    defects: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=DEFECTS_SCHEMA))
     fixes: Counter[str] = field(default_factory=Counter)
     unknown_columns: list[str] = field(default_factory=list)
     missing_columns: list[str] = field(default_factory=list)
@@ -152,7 +158,6 @@ def _defects(computed: pl.DataFrame, source: pl.DataFrame, bad_columns: dict[str
 
     Built only for the few rows with a defect: assembling lists for every row costs minutes at 1M rows.
     """
-    schema = {ROW: pl.Int64, DEFECTS: DEFECT_DTYPE}
     flags = [pl.col(flag) for flag in bad_columns.values()]
     hits = computed.filter(pl.any_horizontal(flags)).select(ROW, *bad_columns.values()) if flags else None
     entries: dict[int, list[dict[str, str | None]]] = {}
@@ -163,7 +168,7 @@ def _defects(computed: pl.DataFrame, source: pl.DataFrame, bad_columns: dict[str
         for column, flag in bad_columns.items():
             for row, value in rows.filter(pl.col(flag)).select(ROW, column).iter_rows():
                 entries.setdefault(row, []).append({"column": column, "value": value})
-    return pl.DataFrame({ROW: list(entries), DEFECTS: list(entries.values())}, schema=schema)
+    return pl.DataFrame({ROW: list(entries), DEFECTS: list(entries.values())}, schema=DEFECTS_SCHEMA)
 
 
 def _cast_name(name: str) -> str:
@@ -203,9 +208,15 @@ def _plan(source: pl.DataFrame, by_name: dict[str, str], typed: bool, *, fast: b
     return names, fix_kinds, bad_columns, raw_headers, values + flags
 
 
-def conform(frame: pl.DataFrame, *, typed: bool) -> Conformed:
-    """Rename to canonical names, trim, fix case, parse numbers, fill derived totals; flag what cannot parse."""
-    mapping, header_fixes, unknown = map_headers(frame.columns)
+def conform(table: pl.DataFrame | Iterable[pl.DataFrame], *, typed: bool, chunk_rows: int = 250_000) -> Conformed:
+    """Rename to canonical names, trim, fix case, parse numbers, fill derived totals; flag what cannot parse.
+
+    Takes one frame or the pieces of one table (same columns) and works `chunk_rows` at a time: parsing
+    needs a few times the memory of its input, so chunks keep a million-row file within a few GB.
+    """
+    pieces = iter([table] if isinstance(table, pl.DataFrame) else table)
+    first = next(pieces)
+    mapping, header_fixes, unknown = map_headers(first.columns)
     present = set(mapping.values())
     required = [c.name for c in contract.COLUMNS if contract.Role.DERIVED not in c.roles]
     missing_required = [n for n in required if n not in present]
@@ -215,33 +226,64 @@ def conform(frame: pl.DataFrame, *, typed: bool) -> Conformed:
             f"not an RTV household survey table: {len(missing_required)} of {len(required)} expected columns are "
             f"missing (e.g. {examples})"
         )
-    by_name = {name: header for header, name in mapping.items()}
-    numeric = {n: h for h, n in mapping.items() if BY_NAME[n].dtype not in ("str", "datetime")}
-    source = frame.with_row_index(ROW, offset=1).with_columns(
+    absent = {n for n in CANONICAL_NAMES if n not in present}
+    result = Conformed(pl.DataFrame(), fixes=Counter(header_fixes), unknown_columns=unknown,
+                       missing_columns=[n for n in CANONICAL_NAMES if n not in present])
+    frames, defects, offset = [], [], 0
+    by_name = {v: k for k, v in mapping.items()}
+    plans: dict[tuple, tuple] = {}
+    for piece in chain([first], pieces):
+        for start in range(0, piece.height, chunk_rows):
+            part = _conform_chunk(piece.slice(start, chunk_rows), by_name, typed, offset, plans)
+            offset += part.frame.height
+            fill_derived(part, absent)
+            frames.append(part.frame)
+            defects.append(part.defects)
+            result.fixes.update(part.fixes)
+            result.computed_columns += [c for c in part.computed_columns if c not in result.computed_columns]
+    if not frames:
+        frames.append(_conform_chunk(first, by_name, typed, 0, plans).frame)
+    result.frame = pl.concat(frames, rechunk=False)
+    result.defects = pl.concat(defects)
+    result.missing_columns = [n for n in result.missing_columns if n not in result.computed_columns]
+    return result
+
+
+def _conform_chunk(frame: pl.DataFrame, by_name: dict[str, str], typed: bool, offset: int,
+                   plans: dict[tuple, tuple]) -> Conformed:
+    """Conform one slice of rows; `offset` keeps source row numbers global; `plans` caches expressions by schema."""
+    numeric = {n: h for n, h in by_name.items() if BY_NAME[n].dtype not in ("str", "datetime")}
+    source = frame.with_row_index(ROW, offset=offset + 1).with_columns(
         pl.col(ROW).cast(pl.Int64), *[pl.col(h).cast(pl.Float64, strict=False).alias(_cast_name(n))
                                       for n, h in numeric.items()])
     # Most rows cast cleanly as they stand; trimming and null tokens cost ~10x, so only messy rows pay for them.
     slow = source.select(pl.any_horizontal(pl.lit(False), *[
         pl.col(h).is_not_null() & pl.col(_cast_name(n)).is_null() for n, h in numeric.items()
     ])).to_series()
-    names, fast_fixes, bad_columns, raw_headers, fast_exprs = _plan(source, by_name, typed, fast=True)
-    _, slow_fixes, _, _, slow_exprs = _plan(source, by_name, typed, fast=False)
+    schema = tuple(source.schema.items())
+    if schema not in plans:
+        plans[schema] = (_plan(source, by_name, typed, fast=True), _plan(source, by_name, typed, fast=False))
+    (names, fast_fixes, bad_columns, raw_headers, fast_exprs), (_, slow_fixes, _, _, slow_exprs) = plans[schema]
     fix_kinds = fast_fixes | slow_fixes
-    parts = [source.filter(~slow).lazy().select(fast_exprs), source.filter(slow).lazy().select(slow_exprs)]
-    computed = pl.concat(parts, how="diagonal_relaxed").collect().sort(ROW)
-    for column in fix_kinds:
-        if column not in computed.columns:
-            computed = computed.with_columns(pl.lit(False).alias(column))
-    counts = computed.select([pl.col(c).sum() for c in fix_kinds]).row(0, named=True) if fix_kinds else {}
-    fixes: Counter[str] = Counter(header_fixes)
+    computed = source.lazy().select(fast_exprs).collect()
+    fast_counts = computed.select(list(fast_fixes)).filter(~slow).sum().row(0, named=True) if fast_fixes else {}
+    counts = Counter({column: int(n or 0) for column, n in fast_counts.items()})
+    if slow.any():  # re-do the messy rows with trimming and null tokens, then put them back in place
+        messy = source.filter(slow).lazy().select(slow_exprs).collect()
+        counts.update({c: int(n or 0) for c, n in messy.select(list(slow_fixes)).sum().row(0, named=True).items()})
+        positions = pl.Series(np.flatnonzero(slow.to_numpy()), dtype=pl.UInt32)
+        computed = computed.with_columns(
+            [computed[c].scatter(positions, messy[c]) for c in (*names, *bad_columns.values())]
+        )
+    del source
+    fixes: Counter[str] = Counter()
     for column, count in counts.items():
         if count:
-            fixes[fix_kinds[column]] += int(count)
-    defects = _defects(computed, source, bad_columns, raw_headers)
-    conformed = computed.select(names).join(defects, on=ROW, how="left", maintain_order="left")
-    result = Conformed(conformed, fixes, unknown, [n for n in CANONICAL_NAMES if n not in present])
-    fill_derived(result, absent={n for n in CANONICAL_NAMES if n not in present})
-    return result
+            fixes[fix_kinds[column]] += count
+    defects = _defects(computed, frame.with_row_index(ROW, offset=offset + 1), bad_columns, raw_headers)
+    flags = [pl.col(f) for f in bad_columns.values()]
+    conformed = computed.select(*names, pl.any_horizontal(pl.lit(False), *flags).alias(DEFECTIVE))
+    return Conformed(conformed, defects, fixes)
 
 
 def fill_derived(result: Conformed, absent: set[str]) -> None:
@@ -262,5 +304,4 @@ def fill_derived(result: Conformed, absent: set[str]) -> None:
             result.fixes[kind] += filled
             if derivation.target in absent:
                 result.computed_columns.append(derivation.target)
-    result.missing_columns = [n for n in result.missing_columns if n not in result.computed_columns]
     result.frame = frame

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import io
 import os
 import tempfile
 from collections.abc import Iterator
@@ -74,7 +73,9 @@ def land(rt: Runtime, source: bytes | BinaryIO | Path, *, source_name: str, door
 
     ingestion_id = new_ingestion_id()
     key = raw_key(ingestion_id)
-    fd, staging = tempfile.mkstemp(prefix="rtv-land-")
+    staging_dir = rt.settings.data_dir / ".landing"  # next to the zones, so the local store can hard-link
+    staging_dir.mkdir(parents=True, exist_ok=True)
+    fd, staging = tempfile.mkstemp(prefix="rtv-land-", dir=staging_dir)
     try:
         with os.fdopen(fd, "wb") as handle:
             for piece in encrypt_stream(rt.keyring, counted()):
@@ -99,5 +100,6 @@ def land(rt: Runtime, source: bytes | BinaryIO | Path, *, source_name: str, door
 
 
 def read_raw(rt: Runtime, ingestion: Ingestion) -> bytes:
-    """The plaintext bytes of a landed file."""
-    return b"".join(decrypt_stream(rt.keyring, io.BytesIO(rt.store.get(ingestion.raw_key))))
+    """The plaintext bytes of a landed file, decrypted as they stream in (the ciphertext is never all in memory)."""
+    with rt.store.open(ingestion.raw_key) as handle:
+        return b"".join(decrypt_stream(rt.keyring, handle))

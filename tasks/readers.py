@@ -8,7 +8,7 @@ import io
 import json
 import re
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from itertools import repeat
 
@@ -46,12 +46,23 @@ DEFAULT_CAPS = ReadCaps()
 
 @dataclass
 class ReadResult:
-    """A table read from an upload, with how it was read."""
+    """A table read from an upload, with how it was read.
+
+    A large CSV is read piece by piece: `frame` holds the first piece and `rest` parses the others on
+    demand, so only one piece of text is in memory at a time. `frames()` yields them all, once.
+    """
 
     frame: pl.DataFrame
     format: str
     details: dict[str, str]
     typed: bool
+    rest: Iterator[pl.DataFrame] | None = None
+
+    def frames(self) -> Iterator[pl.DataFrame]:
+        """Every piece of the table in order (single use when the table is read in pieces)."""
+        yield self.frame
+        if self.rest is not None:
+            yield from self.rest
 
 
 def dedupe_headers(headers: list[str]) -> list[str]:
@@ -158,7 +169,7 @@ def _split(line: bytes, sep: str) -> list[str]:
     return [f.replace("\0", "\r") for f in next(csv.reader([text], delimiter=sep), [])]
 
 
-def _read_csv(data: bytes, caps: ReadCaps, _score: ScoreHeader | None) -> ReadResult:
+def _read_csv(data: bytes, caps: ReadCaps, _score: ScoreHeader | None, piece_bytes: int | None = None) -> ReadResult:
     """All-String frame from delimited text; ragged rows are kept and described in `_row_defect`."""
     raw, encoding = _to_utf8(data)
     _check_lines(raw, caps.max_line_bytes)
@@ -166,12 +177,56 @@ def _read_csv(data: bytes, caps: ReadCaps, _score: ScoreHeader | None) -> ReadRe
     end = raw.find(b"\n")
     header = raw if end < 0 else raw[:end]
     sep = max(_SEPARATORS, key=lambda s: len(_split(header, s)))
+    details = {"encoding": encoding, "delimiter": sep}
+    pieces = _pieces(raw, end + 1, piece_bytes) if piece_bytes and end >= 0 else []
+    if len(pieces) > 1:
+        first = _read_piece(raw, header, pieces[0], sep, caps)
+        return ReadResult(first, "csv", details, typed=False,
+                          rest=_read_pieces(raw, header, pieces[1:], sep, caps, first.height))
     frame = _csv_fast(raw, header, sep)
     if frame is None:
         frame = _csv_slow(raw, sep, caps)
     if frame.height > caps.max_rows:
         raise _too_many_rows(caps)
-    return ReadResult(frame, "csv", {"encoding": encoding, "delimiter": sep}, typed=False)
+    return ReadResult(frame, "csv", details, typed=False)
+
+
+def _pieces(raw: bytes, start: int, size: int) -> list[tuple[int, int]]:
+    """Byte ranges of the body about `size` long, cut only at line ends outside quoted cells."""
+    cuts, quotes, counted = [start], 0, start
+    while len(raw) - cuts[-1] > size:
+        newline = raw.find(b"\n", cuts[-1] + size)
+        while newline >= 0:
+            quotes += raw.count(b'"', counted, newline)
+            counted = newline
+            if quotes % 2 == 0:  # an even number of quotes so far: this line end is not inside a cell
+                break
+            newline = raw.find(b"\n", newline + 1)
+        if newline < 0:
+            break
+        cuts.append(newline + 1)
+    return list(zip(cuts, [*cuts[1:], len(raw)], strict=True))
+
+
+def _read_piece(raw: bytes, header: bytes, span: tuple[int, int], sep: str, caps: ReadCaps) -> pl.DataFrame:
+    text = header + b"\n" + raw[span[0] : span[1]]
+    frame = _csv_fast(text, header, sep)
+    return frame if frame is not None else _csv_slow(text, sep, caps)
+
+
+def _read_pieces(raw: bytes, header: bytes, spans: list[tuple[int, int]], sep: str, caps: ReadCaps,
+                 rows: int) -> Iterator[pl.DataFrame]:
+    for span in spans:
+        try:
+            frame = _read_piece(raw, header, span, sep, caps)
+        except RejectedFile:
+            raise
+        except Exception:  # noqa: BLE001 - parser messages may quote cells; say what is wrong instead
+            raise RejectedFile("the CSV file is damaged or not laid out as a table") from None
+        rows += frame.height
+        if rows > caps.max_rows:
+            raise _too_many_rows(caps)
+        yield frame
 
 
 def _csv_fast(raw: bytes, header: bytes, sep: str) -> pl.DataFrame | None:
@@ -360,7 +415,7 @@ def _read_parquet(data: bytes, caps: ReadCaps, _score: ScoreHeader | None) -> Re
 
 
 _READERS: dict[str, Callable[[bytes, ReadCaps, ScoreHeader | None], ReadResult]] = {
-    "csv": _read_csv,
+    "csv": _read_csv,  # read_table passes piece_bytes itself
     "xlsx": _read_xlsx,
     "json": _read_json,
     "jsonl": lambda data, caps, score: _read_json(data, caps, score, lines=True),
@@ -368,15 +423,20 @@ _READERS: dict[str, Callable[[bytes, ReadCaps, ScoreHeader | None], ReadResult]]
 }
 
 
-def read_table(data: bytes, caps: ReadCaps = DEFAULT_CAPS, score_header: ScoreHeader | None = None) -> ReadResult:
-    """Read an upload of any supported format; RejectedFile with a one-line reason for anything unreadable."""
+def read_table(data: bytes, caps: ReadCaps = DEFAULT_CAPS, score_header: ScoreHeader | None = None, *,
+               piece_bytes: int | None = None) -> ReadResult:
+    """Read an upload of any supported format; RejectedFile with a one-line reason for anything unreadable.
+
+    With `piece_bytes`, a CSV larger than that is read in pieces of about that size (see ReadResult).
+    """
     if not data:
         raise RejectedFile("the file is empty")
     if len(data) > caps.max_bytes:
         raise RejectedFile(f"the file is {len(data):,} bytes; the limit is {caps.max_bytes:,}")
     fmt = sniff_format(data[:_HEAD])
     try:
-        result = _READERS[fmt](data, caps, score_header)
+        result = (_read_csv(data, caps, score_header, piece_bytes) if fmt == "csv"
+                  else _READERS[fmt](data, caps, score_header))
     except RejectedFile:
         raise
     except BaseException as exc:  # pyo3 panics derive from BaseException; parser messages may quote cells

@@ -46,6 +46,7 @@ class ImportReport(BaseModel):
     received_at: str | None = None
     finished_at: str | None = None
     duration_s: float = 0.0
+    timings: dict[str, float] = Field(default_factory=dict)
 
     def check_balance(self) -> None:
         """Raise if rows were lost or invented."""

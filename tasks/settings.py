@@ -36,8 +36,8 @@ class Settings(BaseSettings):
     key_secret_block: str | None = Field(default=None, description="Prefect Secret block holding the key JSON")
 
     # Input caps: stop zip bombs, giant lines and runaway files before they cost memory.
-    max_upload_bytes: int = 512 * 1024 * 1024
-    max_decompressed_bytes: int = 1024 * 1024 * 1024
+    max_upload_bytes: int = 1024 * 1024 * 1024
+    max_decompressed_bytes: int = 2 * 1024 * 1024 * 1024
     max_rows: int = 2_000_000
     max_line_bytes: int = 1024 * 1024
     max_json_depth: int = 32

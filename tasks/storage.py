@@ -29,6 +29,8 @@ class ObjectStore(Protocol):
 
     def get_to_file(self, key: str, path: Path) -> None: ...
 
+    def open(self, key: str) -> BinaryIO: ...
+
     def exists(self, key: str) -> bool: ...
 
     def list(self, prefix: str = "") -> list[str]: ...
@@ -66,7 +68,20 @@ class LocalStore:
         self._write_atomic(key, lambda handle: handle.write(data), overwrite)
 
     def put_file(self, key: str, path: Path, *, overwrite: bool = False) -> None:
-        """Copy a local file in atomically."""
+        """Copy a local file in atomically (a hard link when it is on the same filesystem and durable)."""
+        target = self.path(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if not overwrite:
+            try:
+                os.link(path, target)  # no copy of a 700 MB landing; fails if the target exists
+                with open(target, "rb") as handle:
+                    os.fsync(handle.fileno())
+                _fsync_dir(target.parent)
+                return
+            except FileExistsError:
+                raise ObjectExists(key) from None
+            except OSError:
+                pass  # another filesystem: copy below
         with open(path, "rb") as source:
             self._write_atomic(key, lambda handle: shutil.copyfileobj(source, handle, 1024 * 1024), overwrite)
 
@@ -77,6 +92,10 @@ class LocalStore:
     def get_to_file(self, key: str, path: Path) -> None:
         """Copy an object to a local file."""
         shutil.copyfile(self.path(key), path)
+
+    def open(self, key: str) -> BinaryIO:
+        """A binary stream of the object (close it when done)."""
+        return open(self.path(key), "rb")  # noqa: SIM115 - the caller owns the handle
 
     def exists(self, key: str) -> bool:
         """Whether the key exists."""

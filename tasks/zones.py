@@ -10,7 +10,7 @@ import polars as pl
 
 from tasks import contract
 from tasks.features import FEATURE_NAMES
-from tasks.identity import ENCRYPTED, IDENTITY, PSEUDONYMS
+from tasks.identity import ENCRYPTED, IDENTITY, PII_KEY, PSEUDONYMS
 from tasks.storage import ObjectStore
 from tasks.validate import REASON_DTYPE, REASONS
 
@@ -19,7 +19,7 @@ PARQUET_COMPRESSION = "zstd"
 _SURVEY = tuple(n for n in contract.CANONICAL_NAMES if n not in contract.PII_COLUMNS)
 _META = tuple(n for n in contract.METADATA_NAMES if n not in contract.PII_COLUMNS)
 IDENTIFIER_COLUMNS = (PSEUDONYMS["household_id"], ENCRYPTED["household_id"], PSEUDONYMS["officer_id"],
-                      ENCRYPTED["officer_id"], PSEUDONYMS["device_id"], ENCRYPTED["device_id"])
+                      ENCRYPTED["officer_id"], PSEUDONYMS["device_id"], ENCRYPTED["device_id"], PII_KEY)
 VALIDATED_COLUMNS = ("ingestion_id", "source_row", "row_identity", *IDENTIFIER_COLUMNS, *_SURVEY, *_META)
 QUARANTINE_COLUMNS = (*VALIDATED_COLUMNS, REASONS)
 PROCESSED_COLUMNS = (*VALIDATED_COLUMNS, "progress_status", "is_vulnerable", *FEATURE_NAMES)
@@ -69,7 +69,7 @@ def _dtype(name: str) -> pl.DataType:
 def write_parquet(store: ObjectStore, key: str, frame: pl.DataFrame, *, overwrite: bool = False) -> int:
     """Write a frame as one zstd Parquet object; returns its size in bytes."""
     buffer = io.BytesIO()
-    frame.write_parquet(buffer, compression=PARQUET_COMPRESSION, statistics=True)
+    frame.write_parquet(buffer, compression=PARQUET_COMPRESSION, compression_level=1, statistics=True)
     data = buffer.getvalue()
     store.put(key, data, overwrite=overwrite)
     return len(data)

@@ -46,7 +46,7 @@ def test_clean_text_source_conforms_with_no_fixes(source: pl.DataFrame) -> None:
     assert result.fixes == {} and result.unknown_columns == [] and result.missing_columns == []
     assert result.frame.columns[:2] == ["_row", "district"]
     assert result.frame.schema["household_size"] == pl.Int64 and result.frame.schema["composts"] == pl.Float64
-    assert result.frame["_defects"].null_count() == 10
+    assert result.defects.height == 0 and not result.frame["_defective"].any()
 
 
 def test_unambiguous_fixes_are_applied_and_counted(source: pl.DataFrame) -> None:
@@ -76,19 +76,23 @@ def test_unparseable_cells_become_defects_with_their_raw_text(source: pl.DataFra
         pl.Series("HouseholdSize", ["3.5", "NA", *source["HouseholdSize"][2:].to_list()]),
         pl.Series("radios_owned", ["inf", *source["radios_owned"][1:].to_list()]),
     )
-    frame = conform(broken, typed=False).frame
-    first = frame.row(0, named=True)
+    result = conform(broken, typed=False)
+    first = result.frame.row(0, named=True)
     assert first["phones_owned"] is None and first["household_size"] is None and first["radios_owned"] is None
-    assert sorted(first["_defects"], key=lambda d: d["column"]) == [
+    assert first["_defective"] and not result.frame.row(1, named=True)["_defective"]
+    assert result.defects["_row"].to_list() == [1]
+    assert sorted(result.defects["_defects"][0], key=lambda d: d["column"]) == [
         {"column": "household_size", "value": "3.5"}, {"column": "phones_owned", "value": "about two"},
         {"column": "radios_owned", "value": "inf"}]
-    assert frame.row(1, named=True)["household_size"] is None and frame.row(1, named=True)["_defects"] is None
+    assert result.frame.row(1, named=True)["household_size"] is None  # "NA" is a missing value, not a defect
 
 
 def test_ragged_rows_from_the_reader_become_defects(source: pl.DataFrame) -> None:
     ragged = source.with_columns(pl.Series("_row_defect", [None] * 9 + ["77 fields, header has 75"]))
-    frame = conform(ragged, typed=False).frame
-    assert frame["_defects"][9].to_list() == [{"column": "row", "value": "77 fields, header has 75"}]
+    result = conform(ragged, typed=False)
+    assert result.frame["_defective"].to_list() == [False] * 9 + [True]
+    assert result.defects.to_dicts() == [{"_row": 10, "_defects": [{"column": "row",
+                                                                      "value": "77 fields, header has 75"}]}]
 
 
 def test_absent_derived_columns_are_computed(source: pl.DataFrame) -> None:

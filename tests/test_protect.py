@@ -22,40 +22,51 @@ def test_pseudonym_is_keyed_stable_and_case_insensitive() -> None:
     assert len(protect.pseudonym(a, "X")) == 32
 
 
-def test_field_encryption_round_trips_and_detects_tampering() -> None:
+def test_sealed_columns_round_trip_and_detect_tampering() -> None:
     keys = Keyring.generate()
-    tokens = protect.encrypt_values(keys, ["MIT-NYA-ANN-M1", None])
-    assert tokens[1] is None and "MIT" not in tokens[0]
-    assert protect.decrypt_values(keys, tokens) == ["MIT-NYA-ANN-M1", None]
-    tampered = tokens[0][:-6] + ("A" if tokens[0][-6] != "A" else "B") + tokens[0][-5:]
+    values = pl.Series("id", ["MIT-NYA-ANN-M1", None, "RUK-KAB-JOH-R2"])
+    wrapped, sealed = protect.seal_columns(keys, {"household_id": values})
+    tokens = sealed["household_id"].to_list()
+    assert tokens[1] is None and not any("MIT" in t for t in tokens if t)
+    assert protect.open_values(keys, [wrapped] * 3, tokens, "household_id") == values.to_list()
+    flipped = tokens[0][:-4] + ("AAAA" if tokens[0][-4:] != "AAAA" else "BBBB")
     with pytest.raises(ProtectionError):
-        protect.decrypt_values(keys, [tampered])
-    with pytest.raises(ProtectionError):
-        protect.decrypt_values(Keyring.generate(), tokens[:1])
+        protect.open_values(keys, [wrapped], [flipped], "household_id")
+    with pytest.raises(ProtectionError):  # a token moved to another column does not authenticate
+        protect.open_values(keys, [wrapped], tokens[:1], "officer_id")
+    with pytest.raises(ProtectionError):  # another keyring cannot unwrap the data key
+        protect.open_values(Keyring.generate(), [wrapped], tokens[:1], "household_id")
 
 
-def test_parallel_encryption_of_a_large_column_decrypts() -> None:
+def test_repeated_values_share_a_token_within_a_batch_only() -> None:
     keys = Keyring.generate()
-    values = pl.Series("id", [f"RUK-KAB-JOH-R{i}" for i in range(protect.PARALLEL_THRESHOLD + 10)])
-    tokens = protect.encrypt_column(keys, values, "id_enc")
-    assert tokens.len() == values.len()
-    sample = [0, 1, protect.PARALLEL_THRESHOLD + 9]
-    assert protect.decrypt_values(keys, [tokens[i] for i in sample]) == [values[i] for i in sample]
+    officers = pl.Series("officer", ["FO-001", "FO-002"] * 500)
+    wrapped, sealed = protect.seal_columns(keys, {"officer_id": officers})
+    assert sealed["officer_id"].n_unique() == 2
+    assert protect.open_values(keys, [wrapped] * 2, sealed["officer_id"][:2].to_list(), "officer_id") == \
+        ["FO-001", "FO-002"]
+    _, again = protect.seal_columns(keys, {"officer_id": officers})
+    assert again["officer_id"][0] != sealed["officer_id"][0]  # a fresh data key per batch
 
 
-def test_repeated_values_are_encrypted_once_each() -> None:
-    keys = Keyring.generate()
-    values = pl.Series("officer", ["FO-001", "FO-002"] * (protect.PARALLEL_THRESHOLD // 2 + 1))
-    tokens = protect.encrypt_column(keys, values, "officer_enc")
-    assert tokens.n_unique() == 2
-    assert protect.decrypt_values(keys, tokens[:2].to_list()) == ["FO-001", "FO-002"]
-
-
-def test_multifernet_reads_old_tokens_after_a_new_key_is_added() -> None:
+def test_data_keys_survive_a_new_fernet_key_and_rewrap() -> None:
     old = Keyring.generate()
-    token = protect.encrypt_values(old, ["RUB-KAC-F-12"])
+    wrapped, sealed = protect.seal_columns(old, {"household_id": pl.Series(["RUB-KAC-F-12"])})
     rotated = Keyring((Fernet.generate_key().decode(), *old.fernet_keys), old.pseudonym_key)
-    assert protect.decrypt_values(rotated, token) == ["RUB-KAC-F-12"]
+    token = sealed["household_id"].to_list()
+    assert protect.open_values(rotated, [wrapped], token, "household_id") == ["RUB-KAC-F-12"]
+    rewrapped = protect.rewrap_key(rotated, wrapped)
+    new_only = Keyring(rotated.fernet_keys[:1], old.pseudonym_key)
+    assert protect.open_values(new_only, [rewrapped], token, "household_id") == ["RUB-KAC-F-12"]
+    with pytest.raises(ProtectionError):
+        protect.open_values(new_only, [wrapped], token, "household_id")
+
+
+def test_vectorised_pseudonyms_match_the_single_value_function() -> None:
+    keys = Keyring.generate()
+    values = pl.Series("id", ["kan-kih-mac-k4633 ", "MIT-NYA-ANN-M1", None])
+    assert protect.pseudonymize(keys, values).to_list() == [
+        protect.pseudonym(keys, "KAN-KIH-MAC-K4633"), protect.pseudonym(keys, "MIT-NYA-ANN-M1"), None]
 
 
 def _encrypt(keys: Keyring, data: bytes) -> bytes:
