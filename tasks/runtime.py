@@ -34,9 +34,7 @@ class Runtime:
     @cached_property
     def store(self) -> ObjectStore:
         """The zone store chosen by `RTV_STORAGE`."""
-        if self.settings.storage == "local":
-            return LocalStore(self.settings.data_dir)
-        raise NotImplementedError(f"storage {self.settings.storage!r} is not available in this build")
+        return LocalStore(self.settings.data_dir)
 
     @cached_property
     def catalog(self) -> Catalog:

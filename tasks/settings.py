@@ -14,59 +14,36 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="RTV_", env_file=".env", extra="ignore")
 
-    env: Literal["dev", "staging", "production"] = "dev"
-    data_dir: Path = Path("data")
-    catalog_url: str | None = Field(default=None, description="SQLAlchemy URL; default SQLite under data_dir")
-
-    # Storage zones
-    storage: Literal["local", "s3", "azure"] = "local"
-    backup_storage: Literal["none", "local", "s3", "azure"] = "none"
-    s3_bucket: str = "rtv-household-data"
-    s3_endpoint_url: str | None = None
-    s3_region: str = "us-east-1"
-    s3_block: str | None = Field(default=None, description="name of a saved prefect-aws S3Bucket block")
-    azure_container: str = "household-data"
-    azure_connection_string: SecretStr | None = None
-    azure_block: str | None = Field(default=None, description="name of a saved AzureBlobStorageContainer block")
+    env: Literal["dev", "staging", "production"] = Field(
+        "dev", description="dev creates a key file on first use; staging and production require configured keys")
+    data_dir: Path = Field(Path("data"), description="local zones, the SQLite catalog and other embedded state")
+    catalog_url: str | None = Field(
+        None, description="SQLAlchemy URL of the catalog, e.g. postgresql+psycopg://user@host/db "
+                          "(default: SQLite in data_dir)")
+    storage: Literal["local"] = Field("local", description="where the zones live")
 
     # Protection: comma-separated Fernet keys, newest first; a separate key for pseudonyms.
-    fernet_keys: SecretStr | None = None
-    pseudonym_key: SecretStr | None = None
-    key_file: Path | None = Field(default=None, description="JSON key file (0600) used when keys are not in env")
-    key_secret_block: str | None = Field(default=None, description="Prefect Secret block holding the key JSON")
+    fernet_keys: SecretStr | None = Field(None, description="comma-separated Fernet keys, newest first")
+    pseudonym_key: SecretStr | None = Field(None, description="key for HMAC pseudonyms (never rotated)")
+    key_file: Path | None = Field(
+        None, description="JSON key file (0600) used when keys are not in the environment "
+                          "(default ~/.config/rtv/keys.json)")
+    key_secret_block: str | None = Field(None, description="name of a Prefect Secret block holding the key JSON")
 
     # Input caps: stop zip bombs, giant lines and runaway files before they cost memory.
-    max_upload_bytes: int = 1024 * 1024 * 1024
-    max_decompressed_bytes: int = 2 * 1024 * 1024 * 1024
-    max_rows: int = 2_000_000
-    max_line_bytes: int = 1024 * 1024
-    max_json_depth: int = 32
+    max_upload_bytes: int = Field(1024**3, description="largest file accepted, in bytes")
+    max_decompressed_bytes: int = Field(2 * 1024**3, description="largest unpacked size of a workbook")
+    max_rows: int = Field(2_000_000, description="most data rows in one file")
+    max_line_bytes: int = Field(1024**2, description="longest line of a CSV or JSON-lines file")
+    max_json_depth: int = Field(32, description="deepest JSON nesting")
 
-    # Validation
-    completeness_threshold: float = 0.95
-    distribution_min_rows: int = 100
-    derivation_abs_tolerance: float = 0.01
-
-    # Processing
-    partition_rows: int = 250_000
-    task_runner: Literal["threads", "processes", "dask"] = "threads"
-    dask_address: str | None = None
-    task_retries: int = 3
-    retry_backoff_seconds: float = 2.0
-    retry_jitter_factor: float = 0.5
-
-    # Model lifecycle
-    mlflow_tracking_uri: str | None = None
-    model_name: str = "household-vulnerability"
-    promotion_margin: float = 0.005
-    min_new_samples: int = 50
-    performance_threshold: float = 0.85
-    risk_band_cutoffs: tuple[float, float, float] = (0.3, 0.6, 0.8)
-
-    # Orchestration
-    work_pool: str = "rtv-pool"
-    prefect_ui_url: str = "http://127.0.0.1:4200"
-    dashboard_url: str = "http://127.0.0.1:8501"
+    # Validation and processing
+    completeness_threshold: float = Field(0.95, description="batch completeness below this is a warning")
+    distribution_min_rows: int = Field(100, description="batches smaller than this skip distribution checks")
+    partition_rows: int = Field(250_000, description="rows per partition written to the zones")
+    task_retries: int = Field(3, description="retries of each storage, catalog or network step")
+    retry_backoff_seconds: float = Field(2.0, description="first retry delay; doubles on each retry")
+    retry_jitter_factor: float = Field(0.5, description="random spread of retry delays (0 = none)")
 
     @field_validator("data_dir")
     @classmethod
@@ -78,12 +55,15 @@ class Settings(BaseSettings):
         """Catalog URL, defaulting to a SQLite file inside the data directory."""
         return self.catalog_url or f"sqlite:///{self.data_dir / 'catalog.db'}"
 
-    @property
-    def resolved_mlflow_uri(self) -> str:
-        """MLflow tracking URI, defaulting to a SQLite store inside the data directory."""
-        return self.mlflow_tracking_uri or f"sqlite:///{self.data_dir / 'mlflow.db'}"
 
-    @property
-    def pii_visible_by_default(self) -> bool:
-        """Only production shows decrypted identifiers, and then only to privileged roles."""
-        return self.env == "production"
+def settings_table() -> str:
+    """The configuration table for README: every setting, its default and what it does."""
+    rows = ["| variable | default | what it does |", "|---|---|---|"]
+    for name, field in Settings.model_fields.items():
+        default = "" if field.default is None else f"`{field.default}`"
+        rows.append(f"| `RTV_{name.upper()}` | {default} | {field.description} |")
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    print(settings_table())
