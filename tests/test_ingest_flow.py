@@ -63,11 +63,23 @@ def test_real_file_every_row_accounted_and_protected(rtv_env: Settings, real_csv
     assert processed.height == report["rows_accepted"]
     assert set(processed["progress_status"].unique()) == {"On Track", "At Risk", "Struggling", "Severely Struggling"}
 
+    assert "3,716" in _artifact(report["ingestion_id"])  # the markdown import report published by the flow
+
     needles = {h.encode() for h in ids} | {h.upper().encode() for h in ids}
     for path in Path(rtv_env.data_dir).rglob("*"):
         if path.is_file():
             data = path.read_bytes()
             assert not any(n in data for n in needles), f"plaintext household id in {path}"
+
+
+def _artifact(ingestion_id: str) -> str:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    with get_client(sync_client=True) as client:
+        [artifact] = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[f"import-report-{ingestion_id}"])))
+    return str(artifact.data)
 
 
 def _formats(frame: pd.DataFrame, folder: Path) -> dict[str, Path]:
