@@ -18,15 +18,20 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 install: $(STAMP)  ## create .venv with everything the product and its tests need
+# Azurite (pinned in package-lock.json), the Azure Blob emulator the storage tests start; skipped without npm
+	@test node_modules/.package-lock.json -nt package-lock.json || ! command -v npm >/dev/null || \
+		npm ci --no-audit --no-fund --loglevel=error
 
-run: install  ## generate demo households, ingest them, print where everything is
+run: install  ## generate demo households, ingest them, train a first champion, print where everything is
 	@mkdir -p data/demo
 	@test -f data/demo/households.csv || $(BIN)/rtv generate --rows 2000 --seed 7 --bad-rate 0.03 --out data/demo/households.csv
 	$(BIN)/rtv ingest data/demo/households.csv --source demo
+	$(BIN)/rtv retrain  # trains and promotes a first champion when there is none; otherwise checks the triggers
 	@echo
 	@echo "Data zones:        $(CURDIR)/data/{raw,validated,quarantine,processed,reports}"
 	@echo "Catalog:           $(CURDIR)/data/catalog.db"
 	@echo "Import reports:    $(BIN)/rtv report <ingestion id>"
+	@echo "Model registry:    $(BIN)/rtv model list   (MLflow store: $(CURDIR)/data/mlflow.db)"
 
 test: install  ## run the whole test suite (services it needs are checked first)
 	@bash .ci/services.sh check
@@ -37,6 +42,7 @@ lint:  ## ruff over the code base
 
 bench: install  ## benchmarks; figures go to bench/README.md
 	cd bench && ../$(BIN)/python ingest.py --rows 100000 1000000
+	cd bench && ../$(BIN)/python retrain.py
 
 clean:  ## remove generated data (keeps .venv)
 	rm -rf data .pytest_cache

@@ -110,6 +110,81 @@ def generate(
     typer.echo(f"wrote {rows:,} households to {out} ({len(batch.faults):,} with injected faults)")
 
 
+@app.command()
+def retrain(
+    force: Annotated[bool, typer.Option("--force", help="retrain even if no trigger fires")] = False,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Check the retrain triggers; when one fires, train, evaluate and register (promote only if better)."""
+    _prefect_defaults()
+    from flows.retrain import retrain as retrain_flow
+
+    summary = retrain_flow(force=force)
+    if as_json:
+        typer.echo(json.dumps(summary, indent=2, default=str))
+        return
+    typer.echo(f"decision: {summary['decision']}\nreason: {summary['reason']}")
+    if summary["version"]:
+        typer.echo(f"version {summary['version']} is {summary['alias']}; CV metrics: {summary['metrics']}")
+
+
+@app.command()
+def predict(
+    path: Annotated[Path, typer.Argument(help="file to score (any format ingest reads); it is not ingested")],
+    out: Annotated[Path | None, typer.Option(help="write one prediction per row to this CSV")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Score a file with the champion without ingesting it; prints households per status and risk band."""
+    if not path.is_file():
+        _fail(f"{path} is not a readable file", EXIT_REJECTED)
+    from tasks.scoring import ScoringError, score_file
+
+    rt = _runtime()
+    try:
+        predictions, summary = score_file(rt, path.read_bytes())
+    except ScoringError as bad:
+        _fail(str(bad), EXIT_REJECTED)
+    if out is not None:
+        predictions.drop("household_pseudonym").write_csv(out)
+        summary["written_to"] = str(out)
+    typer.echo(json.dumps(summary, indent=2) if as_json else "\n".join(f"{k}: {v}" for k, v in summary.items()))
+
+
+model_app = typer.Typer(no_args_is_help=True, help="The registered vulnerability model.")
+app.add_typer(model_app, name="model")
+
+
+@model_app.command("list")
+def model_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Every registered version with its aliases and metrics."""
+    rt = _runtime()
+    from tasks.registry import has_store
+
+    versions = rt.registry.versions() if has_store(rt.settings.resolved_mlflow_uri) else []
+    if as_json:
+        typer.echo(json.dumps(versions, indent=2, default=str))
+        return
+    if not versions:
+        typer.echo("no model registered yet: run `rtv retrain` after ingesting labelled data")
+    for v in versions:
+        typer.echo(f"v{v['version']:>3}  {','.join(v['aliases']) or '-':<20} CV ROC AUC {v['metrics']['roc_auc']}  "
+                   f"macro-F1 {v['metrics']['macro_f1_4class']}")
+
+
+@model_app.command("rollback")
+def model_rollback() -> None:
+    """Make the previous champion serve again (champion and previous swap)."""
+    rt = _runtime()
+    try:
+        restored, demoted = rt.registry.rollback()
+    except LookupError as nothing:
+        _fail(str(nothing))
+    rt.catalog.record_decision(triggers={"fired": ["rollback"]}, decision="rollback",
+                               reason=f"rolled back from v{demoted} to v{restored}", model_name=rt.settings.model_name,
+                               model_version=restored, alias="champion")
+    typer.echo(f"champion is now v{restored} (v{demoted} is previous)")
+
+
 def main() -> None:
     """Console-script entry point."""
     try:

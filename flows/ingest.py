@@ -22,7 +22,9 @@ from tasks.conform import Conformed, NotASurveyTable, conform, score_header
 from tasks.features import add_features
 from tasks.identity import Deduplicated, add_identity, drop_duplicates, identity_keys, protect_identifiers
 from tasks.landing import read_raw
+from tasks.predictions import score_households, summarise
 from tasks.readers import RejectedFile, read_table
+from tasks.registry import Champion
 from tasks.report import ImportReport, utc_iso
 from tasks.retry import cpu_task, io_task, with_retry_policy
 from tasks.runtime import Runtime, runtime_for
@@ -33,6 +35,7 @@ from tasks.zones import (
     QUARANTINE_COLUMNS,
     VALIDATED_COLUMNS,
     part_key,
+    read_parquet,
     report_key,
     shape,
     write_parquet,
@@ -98,14 +101,25 @@ def validate_rows(rt: Runtime, frame: pl.DataFrame, defects: pl.DataFrame) -> Va
 
 
 @io_task
+def load_champion(rt: Runtime) -> Champion | None:
+    """The model that scores accepted rows, if one has been promoted."""
+    return rt.champion()
+
+
+@io_task
 def write_partition(rt: Runtime, ingestion_id: str, part: int, accepted: pl.DataFrame,
-                    quarantined: pl.DataFrame) -> list[dict[str, Any]]:
-    """Write one partition to the validated, quarantine and processed zones (skipping parts already written)."""
+                    quarantined: pl.DataFrame, champion: Champion | None) -> list[dict[str, Any]]:
+    """Write one partition to the validated, quarantine, processed and predictions zones (skipping parts written)."""
+    processed = shape(add_features(accepted), PROCESSED_COLUMNS, ingestion_id)
     outputs = {
         "validated": shape(accepted, VALIDATED_COLUMNS, ingestion_id),
         "quarantine": shape(quarantined, QUARANTINE_COLUMNS, ingestion_id),
-        "processed": shape(add_features(accepted), PROCESSED_COLUMNS, ingestion_id),
+        "processed": processed,
     }
+    if champion is not None:
+        outputs["predictions"] = score_households(champion.model, processed, model_name=rt.settings.model_name,
+                                                  model_version=champion.version,
+                                                  cutoffs=rt.settings.risk_band_cutoffs)
     written = []
     for zone, frame in outputs.items():
         if frame.height == 0:
@@ -117,6 +131,15 @@ def write_partition(rt: Runtime, ingestion_id: str, part: int, accepted: pl.Data
             size = write_parquet(rt.store, key, frame)
         written.append({"zone": zone, "key": key, "rows": frame.height, "size_bytes": size})
     return written
+
+
+@io_task
+def summarise_predictions(rt: Runtime, objects: list[dict[str, Any]]) -> dict[str, Any]:
+    """Households per predicted status and risk band across this ingestion's prediction parts."""
+    keys = [o["key"] for o in objects if o["zone"] == "predictions"]
+    if not keys:
+        return {}
+    return summarise(pl.concat([read_parquet(rt.store, k) for k in keys]))
 
 
 @io_task
@@ -190,7 +213,8 @@ def run_ingest(rt: Runtime, ingestion_id: str) -> dict[str, Any]:
     logger = get_run_logger()
     started = time.monotonic()
     io = {step: with_retry_policy(step, rt.settings) for step in
-          (start_ingestion, read_landed, identify_rows, write_partition, publish_data_docs, record_report)}
+          (start_ingestion, read_landed, identify_rows, load_champion, write_partition, summarise_predictions,
+           publish_data_docs, record_report)}
 
     laps: dict[str, float] = {}
     lap = _stopwatch(laps)
@@ -215,12 +239,14 @@ def run_ingest(rt: Runtime, ingestion_id: str) -> dict[str, Any]:
     validation = validate_rows(rt, deduplicated.frame, conformed.defects)
     deduplicated.frame = deduplicated.frame.clear()  # validation.rows holds the same columns
     lap("validate")
-    # 5. Transform and write the zones, partition by partition
+    # 5. Transform, score with the champion, and write the zones, partition by partition
+    champion = io[load_champion](rt)
     size = rt.settings.partition_rows
     parts = max(-(-validation.rows.height // size), 1)
-    futures = [io[write_partition].submit(rt, ingestion_id, n, *validation.split(n * size, size))
+    futures = [io[write_partition].submit(rt, ingestion_id, n, *validation.split(n * size, size), champion)
                for n in range(parts)]
     objects = [obj for future in futures for obj in future.result()]
+    predictions = io[summarise_predictions](rt, objects)
     lap("transform_write")
     docs = io[publish_data_docs](rt, ingestion_id, validation.docs_dir)
     lap("data_docs")
@@ -243,7 +269,7 @@ def run_ingest(rt: Runtime, ingestion_id: str) -> dict[str, Any]:
         missing_columns=conformed.missing_columns, computed_columns=conformed.computed_columns,
         zones={o["zone"]: rt.store.uri(o["key"].rsplit("/", 1)[0]) for o in objects}, data_docs=docs,
         warnings=[f"batch check {k} failed (observed {v['observed']})" for k, v in batch.items() if not v["passed"]],
-        timings=laps,
+        predictions=predictions, timings=laps,
     )
     report.check_balance()
     io[record_report](rt, report, validation, objects)

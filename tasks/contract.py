@@ -405,6 +405,15 @@ def source_name(canonical: str) -> str:
     return BY_NAME[canonical].source
 
 
+def progress_status_labels(target: object) -> object:
+    """ProgressStatus for a numpy array of per-day values (the same >= thresholds as the polars expression)."""
+    import numpy as np
+
+    values = np.asarray(target, dtype=float)
+    cuts = [t for _, t in STATUS_THRESHOLDS[:-1]]
+    return np.select([values >= c for c in cuts], list(PROGRESS_STATUSES[:-1]), PROGRESS_STATUSES[-1])
+
+
 def progress_status_expr(target: pl.Expr) -> pl.Expr:
     """ProgressStatus from the per-day target, with the >= thresholds of both briefs; null stays null."""
     expr = pl.when(target.is_null()).then(pl.lit(None, dtype=pl.String))

@@ -11,8 +11,10 @@ from typing import Any
 from pydantic import SecretStr
 
 from tasks.catalog import Catalog
+from tasks.cloud_storage import AzureStore, ReplicatedStore, S3Store
 from tasks.protect import Keyring, ProtectionError, load_key_file
 from tasks.readers import ReadCaps
+from tasks.registry import Champion, Registry, has_store
 from tasks.settings import Settings
 from tasks.storage import LocalStore, ObjectStore
 
@@ -33,7 +35,21 @@ class Runtime:
 
     @cached_property
     def store(self) -> ObjectStore:
-        """The zone store chosen by `RTV_STORAGE`."""
+        """The zone store chosen by `RTV_STORAGE`, replicated to `RTV_BACKUP_STORAGE` when one is set."""
+        s = self.settings
+        primary = self._open_store(s.storage)
+        if s.backup_storage == "none":
+            return primary
+        if s.backup_storage == s.storage:
+            raise ValueError("RTV_BACKUP_STORAGE must name a different store than RTV_STORAGE")
+        return ReplicatedStore(primary, self._open_store(s.backup_storage))
+
+    def _open_store(self, kind: str) -> ObjectStore:
+        """One store of the given kind, configured by Settings (a saved block when one is named)."""
+        if kind == "s3":
+            return S3Store.from_settings(self.settings)
+        if kind == "azure":
+            return AzureStore.from_settings(self.settings)
         return LocalStore(self.settings.data_dir)
 
     @cached_property
@@ -57,6 +73,16 @@ class Runtime:
         if s.env != "dev" and not path.exists():
             raise ProtectionError(f"no keys configured for {s.env}: set RTV_FERNET_KEYS and RTV_PSEUDONYM_KEY")
         return load_key_file(path, create=s.env == "dev")
+
+    @cached_property
+    def registry(self) -> Registry:
+        """The MLflow model registry (imports MLflow on first use)."""
+        s = self.settings
+        return Registry(s.resolved_mlflow_uri, s.model_name, s.data_dir / "mlartifacts")
+
+    def champion(self) -> Champion | None:
+        """The serving model, or None; skips importing MLflow when no model store exists yet."""
+        return self.registry.champion() if has_store(self.settings.resolved_mlflow_uri) else None
 
     @property
     def caps(self) -> ReadCaps:

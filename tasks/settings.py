@@ -20,7 +20,23 @@ class Settings(BaseSettings):
     catalog_url: str | None = Field(
         None, description="SQLAlchemy URL of the catalog, e.g. postgresql+psycopg://user@host/db "
                           "(default: SQLite in data_dir)")
-    storage: Literal["local"] = Field("local", description="where the zones live")
+    storage: Literal["local", "s3", "azure"] = Field("local", description="where the zones live")
+
+    # Object stores. AWS credentials come from boto3's chain (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, ...).
+    backup_storage: Literal["none", "local", "s3", "azure"] = Field(
+        "none", description="a second store every object is also written to (reads fall back to it)")
+    s3_bucket: str = Field("rtv-household-data", description="S3 bucket of the zones")
+    s3_prefix: str = Field("", description="folder inside the S3 bucket that holds the zones")
+    s3_endpoint_url: str | None = Field(None, description="endpoint of an S3-compatible store (default: AWS)")
+    s3_region: str = Field("us-east-1", description="AWS region of the bucket")
+    s3_block: str | None = Field(
+        None, description="name of a saved prefect-aws S3Bucket block; when set it replaces the s3_* settings")
+    azure_container: str = Field("household-data", description="Azure Blob Storage container of the zones")
+    azure_prefix: str = Field("", description="folder inside the container that holds the zones")
+    azure_connection_string: SecretStr | None = Field(None, description="Azure Storage connection string")
+    azure_block: str | None = Field(
+        None, description="name of a saved prefect-azure AzureBlobStorageContainer block; when set it replaces "
+                          "the azure_* settings")
 
     # Protection: comma-separated Fernet keys, newest first; a separate key for pseudonyms.
     fernet_keys: SecretStr | None = Field(None, description="comma-separated Fernet keys, newest first")
@@ -45,10 +61,29 @@ class Settings(BaseSettings):
     retry_backoff_seconds: float = Field(2.0, description="first retry delay; doubles on each retry")
     retry_jitter_factor: float = Field(0.5, description="random spread of retry delays (0 = none)")
 
+    # Model lifecycle
+    mlflow_tracking_uri: str | None = Field(
+        None, description="MLflow tracking URI, e.g. http://mlflow:5000 (default: SQLite in data_dir)")
+    model_name: str = Field("household-vulnerability", description="registered model name in MLflow")
+    promotion_margin: float = Field(
+        0.005, description="held-out ROC AUC a new version must gain over the champion to replace it")
+    min_new_samples: int = Field(50, description="new labelled rows since the champion's snapshot that trigger a retrain")
+    performance_threshold: float = Field(
+        0.85, description="champion accuracy on new labelled rows below this triggers a retrain")
+    min_eval_samples: int = Field(50, description="new labelled rows needed before the champion's accuracy is judged")
+    retrain_max_age_days: int = Field(90, description="a champion older than this is retrained at the next check")
+    risk_band_cutoffs: tuple[float, float, float] = Field(
+        (0.3, 0.6, 0.8), description="P(vulnerable) cut-offs between the Low, Medium, High and Critical risk bands")
+
     @field_validator("data_dir")
     @classmethod
     def _absolute_data_dir(cls, value: Path) -> Path:
         return value.expanduser().resolve()
+
+    @property
+    def resolved_mlflow_uri(self) -> str:
+        """MLflow tracking URI, defaulting to a SQLite store inside the data directory."""
+        return self.mlflow_tracking_uri or f"sqlite:///{self.data_dir / 'mlflow.db'}"
 
     @property
     def resolved_catalog_url(self) -> str:
@@ -60,7 +95,7 @@ def settings_table() -> str:
     """The configuration table for README: every setting, its default and what it does."""
     rows = ["| variable | default | what it does |", "|---|---|---|"]
     for name, field in Settings.model_fields.items():
-        default = "" if field.default is None else f"`{field.default}`"
+        default = "" if field.default in (None, "") else f"`{field.default}`"  # `` would show as-is
         rows.append(f"| `RTV_{name.upper()}` | {default} | {field.description} |")
     return "\n".join(rows)
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -52,3 +54,98 @@ def prefect_server() -> Iterator[None]:
 
     with prefect_test_harness(server_startup_timeout=180):
         yield
+
+
+# ---- storage emulators (the tests start them; nothing has to be running beforehand) -------------------------
+
+AZURITE_ACCOUNT_KEY = ("Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/"
+                       "K1SZFPTOtr/KBHBeksoGMGw==")  # Azurite's fixed, public development key
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.contextmanager
+def _service(name: str, command: list[str], url: str, log: Path, timeout: float = 60.0) -> Iterator[None]:
+    """Run an emulator until the block ends; fail the session (never skip) if it does not answer HTTP."""
+    import subprocess
+    import time
+    import urllib.error
+    import urllib.request
+
+    with log.open("wb") as out:
+        try:
+            process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
+        except OSError as error:
+            pytest.fail(f"{name} could not be started ({' '.join(command)}): {error}")
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"{name} exited with {process.returncode}; its log ({log}):\n{log.read_text()[-2000:]}")
+            try:
+                urllib.request.urlopen(url, timeout=2).close()
+                break
+            except urllib.error.HTTPError:
+                break  # it answered (an auth error from Azurite is still an answer)
+            except OSError:
+                if time.monotonic() > deadline:
+                    pytest.fail(f"{name} did not answer {url} within {timeout:.0f} s; its log ({log}):\n"
+                                f"{log.read_text()[-2000:]}")
+                time.sleep(0.2)
+        yield
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """An S3 endpoint: `RTV_TEST_S3_ENDPOINT`, or a moto_server started for the session."""
+    if os.environ.get("RTV_TEST_S3_ENDPOINT"):
+        yield os.environ["RTV_TEST_S3_ENDPOINT"]
+        return
+    moto = Path(sys.executable).parent / "moto_server"  # .venv/bin, next to the interpreter running pytest
+    if not moto.exists():
+        pytest.fail(f"{moto} is missing: run `make install` (moto[server] is in the dev extras)")
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    with _service("moto_server", [str(moto), "-H", "127.0.0.1", "-p", str(port)], url,
+                  tmp_path_factory.mktemp("moto") / "moto.log"):
+        yield url
+
+
+@pytest.fixture(scope="session")
+def azurite_connection_string(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """An Azure Blob Storage connection string: `RTV_TEST_AZURE_CONNECTION_STRING`, or Azurite for the session."""
+    if os.environ.get("RTV_TEST_AZURE_CONNECTION_STRING"):
+        yield os.environ["RTV_TEST_AZURE_CONNECTION_STRING"]
+        return
+    import shutil
+    import subprocess
+
+    azurite = ROOT / "node_modules/.bin/azurite-blob"
+    if not azurite.exists():
+        npm = shutil.which("npm")
+        if npm is None:
+            pytest.fail("Azurite is not installed and npm is not on PATH: install Node.js, then `make install`")
+        # `npm ci` installs exactly the Azurite version pinned in package-lock.json
+        done = subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=ROOT, capture_output=True, text=True)
+        if done.returncode != 0 or not azurite.exists():
+            pytest.fail(f"`npm ci` could not install Azurite:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
+    port = _free_port()
+    folder = tmp_path_factory.mktemp("azurite")
+    command = [str(azurite), "--blobHost", "127.0.0.1", "--blobPort", str(port), "--location", str(folder),
+               "--skipApiVersionCheck", "--loose", "--disableTelemetry"]
+    with _service("Azurite", command, f"http://127.0.0.1:{port}/devstoreaccount1?comp=list", folder / "azurite.log"):
+        yield (f"DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={AZURITE_ACCOUNT_KEY};"
+               f"BlobEndpoint=http://127.0.0.1:{port}/devstoreaccount1;")

@@ -94,3 +94,22 @@ class RowIdentity(Base):
     ingestion_id: Mapped[str] = mapped_column(ForeignKey("ingestions.id", ondelete="CASCADE"))
 
     __table_args__ = (Index("ix_row_identities_ingestion", "ingestion_id"),)
+
+
+class ModelDecision(Base):
+    """One retrain decision: what triggered it, why, and which version it produced (if any)."""
+
+    __tablename__ = "model_decisions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    decided_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    triggers: Mapped[dict[str, Any]] = mapped_column(JSON)
+    decision: Mapped[str] = mapped_column(String(20))
+    reason: Mapped[str] = mapped_column(Text)
+    new_labelled_rows: Mapped[int | None]
+    accuracy_on_new: Mapped[float | None]
+    model_name: Mapped[str | None] = mapped_column(String(120))
+    model_version: Mapped[str | None] = mapped_column(String(20))
+    alias: Mapped[str | None] = mapped_column(String(20))
+    metrics: Mapped[dict[str, Any] | None]
+    flow_run_id: Mapped[str | None] = mapped_column(String(40))

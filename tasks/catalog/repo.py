@@ -14,7 +14,15 @@ from sqlalchemy import Connection, Engine, create_engine, delete, event, func, i
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from tasks.catalog.models import Ingestion, QualityMetric, RowIdentity, RuleOutcome, ZoneObject, utcnow
+from tasks.catalog.models import (
+    Ingestion,
+    ModelDecision,
+    QualityMetric,
+    RowIdentity,
+    RuleOutcome,
+    ZoneObject,
+    utcnow,
+)
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -230,3 +238,17 @@ class Catalog:
             query = query.where(RowIdentity.ingestion_id == ingestion_id)
         with self.session() as s:
             return int(s.scalar(query) or 0)
+
+    # ---- model decisions --------------------------------------------------------------------------------
+
+    def record_decision(self, **fields: Any) -> ModelDecision:
+        """Store one retrain decision (what fired, why, what it produced)."""
+        with self.session() as s:
+            row = ModelDecision(**fields)
+            s.add(row)
+        return row
+
+    def decisions(self, limit: int = 50) -> list[ModelDecision]:
+        """Newest retrain decisions first."""
+        with self.session() as s:
+            return list(s.scalars(select(ModelDecision).order_by(ModelDecision.id.desc()).limit(limit)))
