@@ -1,7 +1,15 @@
 """Catalog (metadata database): ingestions, rule outcomes, quality metrics, lineage and row identities."""
 
-from tasks.catalog.models import Ingestion, ModelDecision, QualityMetric, RowIdentity, RuleOutcome, ZoneObject
+from tasks.catalog.models import (
+    Ingestion,
+    ModelDecision,
+    QualityMetric,
+    Review,
+    RowIdentity,
+    RuleOutcome,
+    ZoneObject,
+)
 from tasks.catalog.repo import Catalog, DuplicateFile
 
-__all__ = ["Catalog", "DuplicateFile", "Ingestion", "ModelDecision", "QualityMetric", "RowIdentity", "RuleOutcome",
-           "ZoneObject"]
+__all__ = ["Catalog", "DuplicateFile", "Ingestion", "ModelDecision", "QualityMetric", "Review", "RowIdentity",
+           "RuleOutcome", "ZoneObject"]

@@ -113,3 +113,17 @@ class ModelDecision(Base):
     alias: Mapped[str | None] = mapped_column(String(20))
     metrics: Mapped[dict[str, Any] | None]
     flow_run_id: Mapped[str | None] = mapped_column(String(40))
+
+
+class Review(Base):
+    """A reviewer's decision on one quarantined row: approved (moved to validated) or rejected (kept, closed)."""
+
+    __tablename__ = "reviews"
+
+    ingestion_id: Mapped[str] = mapped_column(ForeignKey("ingestions.id", ondelete="CASCADE"), primary_key=True)
+    source_row: Mapped[int] = mapped_column(Integer, primary_key=True)
+    decision: Mapped[str] = mapped_column(String(20))
+    reviewer: Mapped[str] = mapped_column(String(120))
+    note: Mapped[str | None] = mapped_column(Text)
+    reviewed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    object_key: Mapped[str | None] = mapped_column(String(255))

@@ -18,6 +18,7 @@ from tasks.catalog.models import (
     Ingestion,
     ModelDecision,
     QualityMetric,
+    Review,
     RowIdentity,
     RuleOutcome,
     ZoneObject,
@@ -252,3 +253,23 @@ class Catalog:
         """Newest retrain decisions first."""
         with self.session() as s:
             return list(s.scalars(select(ModelDecision).order_by(ModelDecision.id.desc()).limit(limit)))
+
+    # ---- quarantine review ------------------------------------------------------------------------------
+
+    def record_reviews(self, ingestion_id: str, rows: Sequence[int], *, decision: str, reviewer: str,
+                       note: str | None, objects: Sequence[dict[str, Any]] = ()) -> None:
+        """Record decisions on held rows and the zone objects they produced, together; a row is decided once."""
+        key = next((o["key"] for o in objects if o["zone"] == "validated"), None)
+        with self.session() as s:
+            s.add_all(Review(ingestion_id=ingestion_id, source_row=int(r), decision=decision, reviewer=reviewer,
+                             note=note, object_key=key) for r in rows)
+            if objects:
+                s.execute(insert(ZoneObject), [dict(o, ingestion_id=ingestion_id) for o in objects])
+
+    def reviews(self, ingestion_id: str | None = None) -> list[Review]:
+        """Review decisions, newest first."""
+        query = select(Review).order_by(Review.reviewed_at.desc())
+        if ingestion_id:
+            query = query.where(Review.ingestion_id == ingestion_id)
+        with self.session() as s:
+            return list(s.scalars(query))
