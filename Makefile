@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 180
 
-.PHONY: install run test lint bench clean
+.PHONY: install run start stop test lint bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,16 +22,14 @@ install: $(STAMP)  ## create .venv with everything the product and its tests nee
 	@test node_modules/.package-lock.json -nt package-lock.json || ! command -v npm >/dev/null || \
 		npm ci --no-audit --no-fund --loglevel=error
 
-run: install  ## generate demo households, ingest them, train a first champion, print where everything is
-	@mkdir -p data/demo
-	@test -f data/demo/households.csv || $(BIN)/rtv generate --rows 2000 --seed 7 --bad-rate 0.03 --out data/demo/households.csv
-	$(BIN)/rtv ingest data/demo/households.csv --source demo
-	$(BIN)/rtv retrain  # trains and promotes a first champion when there is none; otherwise checks the triggers
-	@echo
-	@echo "Data zones:        $(CURDIR)/data/{raw,validated,quarantine,processed,reports}"
-	@echo "Catalog:           $(CURDIR)/data/catalog.db"
-	@echo "Import reports:    $(BIN)/rtv report <ingestion id>"
-	@echo "Model registry:    $(BIN)/rtv model list   (MLflow store: $(CURDIR)/data/mlflow.db)"
+run: install  ## bring everything up (Prefect server, worker, deployments, demo data, first model); Ctrl-C stops it
+	$(BIN)/rtv up
+
+start: install  ## the same, in the background
+	$(BIN)/rtv up --detach
+
+stop:  ## stop a stack started with `make start`
+	$(BIN)/rtv down
 
 test: install  ## run the whole test suite (services it needs are checked first)
 	@bash .ci/services.sh check

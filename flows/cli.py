@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -183,6 +186,92 @@ def model_rollback() -> None:
                                reason=f"rolled back from v{demoted} to v{restored}", model_name=rt.settings.model_name,
                                model_version=restored, alias="champion")
     typer.echo(f"champion is now v{restored} (v{demoted} is previous)")
+
+
+@app.command()
+def rerun(
+    ingestion_id: Annotated[str, typer.Argument(help="a failed, interrupted or stuck ingestion")],
+    force: Annotated[bool, typer.Option("--force", help="run again even if it completed")] = False,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Run an ingestion again to completion; nothing is duplicated (outputs are keyed by the ingestion id)."""
+    _prefect_defaults()
+    rt = _runtime()
+    ingestion = rt.catalog.get(ingestion_id)
+    if ingestion is None:
+        _fail(f"no ingestion {ingestion_id!r}")
+    if ingestion.status in ("completed", "completed_with_quarantine", "rejected") and not force:
+        _fail(f"ingestion {ingestion_id} is already {ingestion.status}; add --force to run it again")
+    from flows.dispatch import mark_crashed
+    from flows.ingest import ingest as ingest_flow
+
+    if ingestion.flow_run_id:
+        mark_crashed(ingestion.flow_run_id, f"interrupted; re-run by `rtv rerun {ingestion_id}`")
+    _print_report(ingest_flow(ingestion_id), as_json)
+
+
+@app.command()
+def up(
+    demo: Annotated[bool, typer.Option(help="generate and ingest demo households, train a first model")] = True,
+    detach: Annotated[bool, typer.Option("--detach", help="start in the background; `rtv down` stops it")] = False,
+    port: Annotated[int, typer.Option(help="Prefect server port")] = 4200,
+) -> None:
+    """Bring the whole product up on this machine; Ctrl-C stops everything."""
+    from flows.stack import Stack, bring_up
+    from tasks.settings import Settings
+
+    settings = Settings()
+    if detach:
+        _detach(settings, demo, port)
+        return
+    stack = Stack(settings, prefect_port=port)
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        where = bring_up(stack, demo=demo, say=lambda line: typer.echo(line, err=True))
+        typer.echo("\n".join(f"{name:<12} {value}" for name, value in where.items()))
+        typer.echo("Ctrl-C stops everything.")
+        while all(s.process.poll() is None for s in stack.services if s.process):
+            time.sleep(1)
+        dead = [s.name for s in stack.services if s.process and s.process.poll() is not None]
+        typer.echo(f"{', '.join(dead)} stopped unexpectedly; see {stack.run_dir}", err=True)
+    except KeyboardInterrupt:
+        typer.echo("stopping …", err=True)
+    except RuntimeError as broken:
+        typer.echo(f"error: {broken}", err=True)
+        raise typer.Exit(1) from None
+    finally:
+        stack.stop()
+        (stack.run_dir / "stack.json").unlink(missing_ok=True)
+
+
+def _interrupt(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt  # SIGTERM stops the stack the same way Ctrl-C does
+
+
+def _detach(settings: Any, demo: bool, port: int) -> None:
+    """Start `rtv up` in its own session, wait until it is ready, print where to look."""
+    log = settings.data_dir / "run" / "up.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    state = settings.data_dir / "run" / "stack.json"
+    state.unlink(missing_ok=True)
+    args = [sys.argv[0], "up", f"--port={port}", "--demo" if demo else "--no-demo"]
+    with open(log, "ab") as out:
+        process = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    while not state.exists():
+        if process.poll() is not None:
+            _fail(f"the stack did not come up; see {log}")
+        time.sleep(1)
+    typer.echo("\n".join(f"{k:<12} {v}" for k, v in json.loads(state.read_text()).items() if k != "pid"))
+    typer.echo("`rtv down` (or `make stop`) stops it.")
+
+
+@app.command()
+def down() -> None:
+    """Stop a stack started with `rtv up --detach`."""
+    from flows.stack import stop_detached
+    from tasks.settings import Settings
+
+    typer.echo("stopped" if stop_detached(Settings()) else "no stack was running")
 
 
 def main() -> None:

@@ -14,8 +14,8 @@ import polars as pl
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 from prefect.runtime import flow_run
-from prefect.task_runners import ThreadPoolTaskRunner
 
+from flows.runners import partition_runner
 from tasks import rules as rule_tables
 from tasks.catalog import Ingestion
 from tasks.conform import Conformed, NotASurveyTable, conform, score_header
@@ -243,9 +243,11 @@ def run_ingest(rt: Runtime, ingestion_id: str) -> dict[str, Any]:
     champion = io[load_champion](rt)
     size = rt.settings.partition_rows
     parts = max(-(-validation.rows.height // size), 1)
-    futures = [io[write_partition].submit(rt, ingestion_id, n, *validation.split(n * size, size), champion)
-               for n in range(parts)]
-    objects = [obj for future in futures for obj in future.result()]
+    with partition_runner(rt.settings) as runner:
+        futures = [runner.submit(io[write_partition], parameters=dict(
+            rt=rt, ingestion_id=ingestion_id, part=n, accepted=accepted, quarantined=quarantined, champion=champion))
+            for n in range(parts) for accepted, quarantined in (validation.split(n * size, size),)]
+        objects = [obj for future in futures for obj in future.result()]
     predictions = io[summarise_predictions](rt, objects)
     lap("transform_write")
     docs = io[publish_data_docs](rt, ingestion_id, validation.docs_dir)
@@ -278,9 +280,25 @@ def run_ingest(rt: Runtime, ingestion_id: str) -> dict[str, Any]:
     return _publish(report)
 
 
-# Two workers: a 2-core machine gains nothing from more, and each partition in flight holds ~1 GB at 250k rows.
-@flow(name="ingest", on_failure=[_mark_failed], on_crashed=[_mark_failed], log_prints=False,
-      task_runner=ThreadPoolTaskRunner(max_workers=2))
+@flow(name="ingest", on_failure=[_mark_failed], on_crashed=[_mark_failed], log_prints=False)
 def ingest(ingestion_id: str) -> dict[str, Any]:
     """Process one landed file end to end and return its import report."""
     return run_ingest(runtime_for(Settings()), ingestion_id)
+
+
+@io_task
+def waiting_ingestions(rt: Runtime, limit: int, include_queued: bool) -> list[str]:
+    """Landed ingestions, oldest first: those no run was queued for, or (catching up) all of them."""
+    landed = rt.catalog.list_ingestions(limit=100_000, status="landed")
+    return [i.id for i in reversed(landed) if include_queued or not i.flow_run_id][:limit]
+
+
+@flow(name="ingest-landed", log_prints=False)
+def ingest_landed(limit: int = 1000, include_queued: bool = False) -> dict[str, Any]:
+    """Process landed ingestions nobody queued a run for (the API's single surveys), oldest first.
+
+    `include_queued` also takes those whose queued run never started (the weekly catch-up).
+    """
+    rt = runtime_for(Settings())
+    processed = [ingest(ingestion_id)["ingestion_id"] for ingestion_id in waiting_ingestions(rt, limit, include_queued)]
+    return {"processed": processed}

@@ -43,7 +43,8 @@ def processed_rows(rt: Runtime, ingestion_ids: list[str] | None = None) -> pl.Da
     """Accepted rows of the given (or all completed) ingestions from the processed zone, via the catalog's lineage."""
     wanted = set(ingestion_ids) if ingestion_ids is not None else {
         i.id for i in rt.catalog.list_ingestions(limit=1_000_000) if i.status in DONE}
-    keys = [o.key for o in rt.catalog.zone_objects(zone="processed") if o.ingestion_id in wanted]
+    # archived objects too: the model learns from all history, wherever it is stored
+    keys = [o.key for o in rt.catalog.zone_objects(zone="processed", include_archived=True) if o.ingestion_id in wanted]
     if not keys:
         return pl.DataFrame()
     return pl.concat([read_parquet(rt.store, k) for k in keys], how="diagonal_relaxed")

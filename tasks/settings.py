@@ -57,6 +57,11 @@ class Settings(BaseSettings):
     completeness_threshold: float = Field(0.95, description="batch completeness below this is a warning")
     distribution_min_rows: int = Field(100, description="batches smaller than this skip distribution checks")
     partition_rows: int = Field(250_000, description="rows per partition written to the zones")
+    task_runner: Literal["threads", "processes", "dask"] = Field(
+        "threads", description="how partitions run in parallel: threads, local processes, or a Dask cluster")
+    dask_address: str | None = Field(None, description="scheduler of an existing Dask cluster (default: a LocalCluster)")
+    dask_workers: int = Field(2, description="worker processes of the LocalCluster when no address is given")
+    archive_after_days: int = Field(180, description="zone objects and raw files older than this move to archive/")
     task_retries: int = Field(3, description="retries of each storage, catalog or network step")
     retry_backoff_seconds: float = Field(2.0, description="first retry delay; doubles on each retry")
     retry_jitter_factor: float = Field(0.5, description="random spread of retry delays (0 = none)")

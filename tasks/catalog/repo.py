@@ -199,6 +199,12 @@ class Catalog:
         with self.session() as s:
             return list(s.scalars(query))
 
+    def mark_archived(self, object_id: int, archive_key: str) -> None:
+        """Record that a zone object now lives at its archive key."""
+        with self.session() as s:
+            s.execute(update(ZoneObject).where(ZoneObject.id == object_id)
+                      .values(key=archive_key, archived_at=utcnow()))
+
     # ---- row identities ---------------------------------------------------------------------------------
 
     def claim_identities(self, ingestion_id: str, rows: Sequence[tuple[str, str]]) -> dict[str, str]:
