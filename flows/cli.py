@@ -65,6 +65,11 @@ def ingest(
                       submitted_by=os.environ.get("USER"))
     except (TooLarge, EmptyUpload) as bad:
         _fail(f"rejected: {bad}", EXIT_REJECTED)
+    if not landed.is_duplicate:
+        from tasks import audit
+
+        audit.record(rt.catalog, os.environ.get("USER") or "cli", "landed", landed.ingestion_id,
+                     {"door": "cli", "size_bytes": landed.size_bytes})
     if landed.is_duplicate:
         from tasks.report import duplicate_report
 
@@ -153,6 +158,44 @@ def predict(
     typer.echo(json.dumps(summary, indent=2) if as_json else "\n".join(f"{k}: {v}" for k, v in summary.items()))
 
 
+@app.command()
+def drift(
+    ingestion_id: Annotated[str, typer.Argument(help="ingestion id")],
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Drift of an ingestion's accepted rows against the champion's training snapshot (computed if not stored)."""
+    from tasks.drift import drift_of
+
+    rt = _runtime()
+    if rt.catalog.get(ingestion_id) is None:
+        _fail(f"no ingestion {ingestion_id!r}")
+    result = drift_of(rt, ingestion_id)
+    if result is None:
+        _fail("no champion model to compare with: run `rtv retrain` first")
+    if as_json:
+        typer.echo(json.dumps(result, indent=2, default=str))
+        return
+    typer.echo(f"drift: {'YES' if result['drift'] else 'no'}  score (max PSI) {result['score']}  rows {result['rows']}"
+               f"  champion v{result['reference_version']}")
+    for name, row in result["features"].items():
+        figures = "  ".join(f"{k} {v}" for k, v in row.items() if k not in ("flag", "rows") and v != [])
+        typer.echo(f"  {'!' if row['flag'] else ' '} {name:<38} {figures}")
+
+
+@app.command()
+def health(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Pipeline health 0-100 (runs, quality, model, system) and its band: healthy, degraded or unhealthy."""
+    from tasks.health import health_report
+
+    report = health_report(_runtime()).as_dict()
+    if as_json:
+        typer.echo(json.dumps(report, indent=2, default=str))
+        return
+    typer.echo(f"{report['band']}: {report['score']}/100")
+    for name, part in report["components"].items():
+        typer.echo(f"  {name:<8} {part['score']:>5}  {part['detail']}")
+
+
 model_app = typer.Typer(no_args_is_help=True, help="The registered vulnerability model.")
 app.add_typer(model_app, name="model")
 
@@ -188,6 +231,94 @@ def model_rollback() -> None:
     typer.echo(f"champion is now v{restored} (v{demoted} is previous)")
 
 
+keys_app = typer.Typer(no_args_is_help=True, help="Encryption keys: status, first key, rotation.")
+app.add_typer(keys_app, name="keys")
+
+
+@keys_app.command("init")
+def keys_init(
+    print_env: Annotated[bool, typer.Option("--print-env", help="print new keys as environment lines instead")] = False,
+) -> None:
+    """Create the first keys: a 0600 key file (refuses to replace one), or lines for a secret manager."""
+    from tasks.keystore import DEFAULT_KEY_FILE
+    from tasks.protect import Keyring, write_key_file
+    from tasks.settings import Settings
+
+    keyring = Keyring.generate()
+    if print_env:
+        typer.echo(f"RTV_FERNET_KEYS={keyring.fernet_keys[0]}\nRTV_PSEUDONYM_KEY={keyring.pseudonym_key}")
+        return
+    path = (Settings().key_file or DEFAULT_KEY_FILE).expanduser()
+    if path.exists():
+        _fail(f"{path} exists already; `rtv keys rotate` replaces keys without losing data")
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    write_key_file(path, keyring)
+    typer.echo(f"keys written to {path} (mode 0600); back it up: data sealed under it is unreadable without it")
+
+
+@keys_app.command("status")
+def keys_status() -> None:
+    """Where the keys live and which key encrypts new data (fingerprints only, never keys)."""
+    from tasks.rotation import fingerprint
+
+    rt = _runtime()
+    keyring = rt.keyring
+    typer.echo(f"keys in: {rt.keys.store.where}")
+    typer.echo(f"encrypting with: {fingerprint(keyring.fernet_keys[0])}")
+    if len(keyring.fernet_keys) > 1:
+        typer.echo(f"also reading with: {', '.join(fingerprint(k) for k in keyring.fernet_keys[1:])} "
+                   "(a rotation is unfinished: run `rtv keys rotate`)")
+
+
+@keys_app.command("rotate")
+def keys_rotate(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Add a key, re-encrypt every stored file and sealed column under it, retire the old key (resumable)."""
+    from tasks import audit
+    from tasks.protect import ProtectionError
+    from tasks.rotation import rotate_keys
+
+    rt = _runtime()
+    try:
+        result = rotate_keys(rt.store, rt.keys.store, say=lambda line: typer.echo(line, err=True))
+    except (ProtectionError, RuntimeError) as stopped:
+        _fail(str(stopped))
+    audit.record(rt.catalog, os.environ.get("USER") or "cli", "rotated", result.new_key,
+                 {"retired": result.retired, "counts": result.counts, "resumed": result.resumed})
+    summary = {"new_key": result.new_key, "retired": result.retired, "objects": result.counts,
+               "resumed": result.resumed}
+    typer.echo(json.dumps(summary, indent=2) if as_json else f"now encrypting with {result.new_key}; retired "
+               f"{', '.join(result.retired) or 'nothing'}; {result.counts}")
+
+
+@app.command("audit")
+def audit_log(
+    since: Annotated[str | None, typer.Option(help="only events on or after this date (YYYY-MM-DD)")] = None,
+    actor: Annotated[str | None, typer.Option(help="only this user")] = None,
+    action: Annotated[str | None, typer.Option(help="only this action, e.g. exported")] = None,
+    limit: Annotated[int, typer.Option(min=1)] = 200,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """The audit log: who landed, viewed, exported, decrypted, approved or rotated what, newest first."""
+    from datetime import UTC, datetime
+
+    from tasks import audit
+
+    try:
+        start = datetime.fromisoformat(since).replace(tzinfo=UTC) if since else None
+    except ValueError:
+        _fail(f"--since takes a date like 2026-11-01, not {since!r}")
+    found = audit.events(_runtime().catalog, since=start, actor=actor, action=action, limit=limit)
+    rows = [{"at": e.at.isoformat(), "actor": e.actor, "action": e.action, "target": e.target, "detail": e.detail}
+            for e in found]
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2, default=str))
+        return
+    for row in rows:
+        typer.echo(f"{row['at'][:19]}  {row['actor']:<20} {row['action']:<10} {row['target'] or ''}")
+    if not rows:
+        typer.echo("no audit events match")
+
+
 @app.command()
 def rerun(
     ingestion_id: Annotated[str, typer.Argument(help="a failed, interrupted or stuck ingestion")],
@@ -200,6 +331,8 @@ def rerun(
     ingestion = rt.catalog.get(ingestion_id)
     if ingestion is None:
         _fail(f"no ingestion {ingestion_id!r}")
+    if ingestion.raw_purged_at is not None:
+        _fail(f"the raw file of {ingestion_id} was deleted after RTV_RETENTION_DAYS; it cannot run again")
     if ingestion.status in ("completed", "completed_with_quarantine", "rejected") and not force:
         _fail(f"ingestion {ingestion_id} is already {ingestion.status}; add --force to run it again")
     from flows.dispatch import mark_crashed
@@ -266,12 +399,85 @@ def _detach(settings: Any, demo: bool, port: int) -> None:
 
 
 @app.command()
+def dashboard(
+    port: Annotated[int, typer.Option(help="port to serve on")] = 8501,
+    host: Annotated[str, typer.Option(help="address to listen on (0.0.0.0 for every interface)")] = "127.0.0.1",
+) -> None:
+    """Serve the Streamlit ops dashboard; sign in with a catalog user (`rtv up` creates `admin` on first start)."""
+    _prefect_defaults()
+    from dashboard import upload_limit_mb
+    from tasks.settings import Settings
+
+    entry = Path(__file__).resolve().parents[1] / "dashboard" / "app.py"
+    command = [sys.executable, "-m", "streamlit", "run", str(entry), "--server.headless", "true",
+               "--server.address", host, "--server.port", str(port), "--browser.gatherUsageStats", "false",
+               "--client.toolbarMode", "viewer", "--server.fileWatcherType", "none",
+               "--server.maxUploadSize", str(upload_limit_mb(Settings().max_upload_bytes))]
+    typer.echo(f"dashboard on http://{host}:{port}", err=True)
+    os.execv(sys.executable, command)  # signals reach Streamlit itself
+
+
+@app.command()
 def down() -> None:
     """Stop a stack started with `rtv up --detach`."""
     from flows.stack import stop_detached
     from tasks.settings import Settings
 
     typer.echo("stopped" if stop_detached(Settings()) else "no stack was running")
+
+
+@app.command()
+def api(
+    host: Annotated[str, typer.Option(help="address to listen on (keep 127.0.0.1 behind a TLS proxy)")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port to listen on")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, help="API processes (each has its own rate limiter)")] = 1,
+    access_log: Annotated[bool, typer.Option(help="log one line per request (no bodies)")] = True,
+    forwarded_allow_ips: Annotated[str, typer.Option(help="proxies trusted for X-Forwarded-For")] = "127.0.0.1",
+) -> None:
+    """Serve the field-device REST API with uvicorn (OpenAPI at /docs)."""
+    _prefect_defaults()
+    import uvicorn
+
+    uvicorn.run("api.app:create_app", factory=True, host=host, port=port, workers=workers, access_log=access_log,
+                proxy_headers=True, forwarded_allow_ips=forwarded_allow_ips, server_header=False)
+
+
+users_app = typer.Typer(no_args_is_help=True, help="API and dashboard users.")
+app.add_typer(users_app, name="users")
+
+
+@users_app.command("add")
+def users_add(
+    name: Annotated[str, typer.Argument(help="user name")],
+    role: Annotated[str, typer.Option(help="field_officer, manager or engineer")],
+    password_stdin: Annotated[bool, typer.Option("--password-stdin", help="read the password from stdin")] = False,
+) -> None:
+    """Create a user; the password is read from stdin, never from the command line."""
+    if not password_stdin:
+        _fail("pass --password-stdin and pipe the password in (it never goes on the command line)")
+    from tasks import audit
+    from tasks.users import UserError, add_user
+
+    password = sys.stdin.readline().rstrip("\r\n")
+    rt = _runtime()
+    try:
+        add_user(rt.catalog, name, role, password)
+    except UserError as bad:
+        _fail(str(bad))
+    audit.record(rt.catalog, os.environ.get("USER") or "cli", "user_added", name, {"role": role})
+    typer.echo(f"added {name} ({role})")
+
+
+@users_app.command("list")
+def users_list() -> None:
+    """Every user with their role."""
+    from sqlalchemy import select
+
+    from tasks.catalog.models import User
+
+    with _runtime().catalog.session() as s:
+        for user in s.scalars(select(User).order_by(User.name)):
+            typer.echo(f"{user.name:<30} {user.role:<14} {'active' if user.active else 'inactive'}")
 
 
 def main() -> None:

@@ -50,3 +50,31 @@ def archive_old(rt: Runtime, *, older_than_days: int, now: datetime | None = Non
         moved["raw_files"] += 1
         moved["bytes"] += ingestion.size_bytes
     return moved
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def purge_expired(rt: Runtime, *, retention_days: int, now: datetime | None = None) -> dict[str, int]:
+    """Delete archived objects and raw files written more than `retention_days` ago; the catalog keeps the record.
+
+    Only what is already in archive/ is eligible, so nothing skips the archive step; a re-run after an
+    interruption deletes what is left (deleting a missing object is a no-op).
+    """
+    cutoff = (now or datetime.now(UTC)) - timedelta(days=retention_days)
+    purged = {"objects": 0, "raw_files": 0, "bytes": 0}
+    for obj in rt.catalog.purgeable_objects(cutoff):
+        rt.store.delete(obj.key)
+        rt.catalog.mark_purged(obj.id)
+        purged["objects"] += 1
+        purged["bytes"] += obj.size_bytes or 0
+    for ingestion in rt.catalog.list_ingestions(limit=1_000_000):
+        if (ingestion.raw_purged_at is not None or not ingestion.raw_key.startswith(f"{ARCHIVE}/")
+                or _aware(ingestion.received_at) >= cutoff):
+            continue
+        rt.store.delete(ingestion.raw_key)
+        rt.catalog.update(ingestion.id, raw_purged_at=datetime.now(UTC))
+        purged["raw_files"] += 1
+        purged["bytes"] += ingestion.size_bytes
+    return purged

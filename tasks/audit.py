@@ -11,7 +11,7 @@ from tasks.catalog import Catalog
 from tasks.catalog.models import AuditEvent
 
 ACTIONS = ("landed", "viewed", "exported", "decrypted", "approved", "rejected", "rotated", "retrained",
-           "rolled_back", "signed_in", "denied", "user_added")
+           "rolled_back", "signed_in", "denied", "user_added", "purged")
 
 
 def record(catalog: Catalog, actor: str, action: str, target: str | None = None,

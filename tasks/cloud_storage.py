@@ -19,6 +19,9 @@ if TYPE_CHECKING:
 PART_BYTES = 8 * 1024 * 1024  # files above this go up in parts of this size, a few at a time
 PARALLEL_PARTS = 4
 READ_BUFFER = 1024 * 1024
+# The SDKs' own retries cover a dropped packet; the tasks' retries with exponential backoff cover an outage.
+# Kept short so a dead endpoint fails a task in seconds (the SDK defaults wait minutes: Azure backs off from 15 s).
+CONNECT_TIMEOUT_S, READ_TIMEOUT_S, SDK_ATTEMPTS = 5, 60, 3
 
 
 def _folder(prefix: str | None) -> str:
@@ -54,7 +57,12 @@ class _ReadStream(io.RawIOBase):
 
 def _s3_client(credentials: Any) -> Any:
     """A boto3 S3 client of its own (prefect-aws caches and shares one; event hooks must not leak into it)."""
+    from botocore.config import Config
+
     params = credentials.aws_client_parameters.get_params_override()
+    config = Config(connect_timeout=CONNECT_TIMEOUT_S, read_timeout=READ_TIMEOUT_S, tcp_keepalive=True,
+                    retries={"max_attempts": SDK_ATTEMPTS, "mode": "standard"})
+    params["config"] = config.merge(params["config"]) if params.get("config") else config  # the block wins
     return credentials.get_boto3_session().client("s3", **params)
 
 
@@ -184,7 +192,9 @@ def _blob_service(credentials: AzureBlobStorageCredentials) -> BlobServiceClient
     # Reads come in 4 MB ranges: the SDK briefly holds 8 bytes per byte of a range (list() of its
     # response stream pre-sizes to the byte length), so a bigger range costs memory, a smaller one round trips.
     sizes = {"max_single_put_size": PART_BYTES, "max_block_size": PART_BYTES,
-             "max_single_get_size": PART_BYTES // 2, "max_chunk_get_size": PART_BYTES // 2}
+             "max_single_get_size": PART_BYTES // 2, "max_chunk_get_size": PART_BYTES // 2,
+             "connection_timeout": CONNECT_TIMEOUT_S, "read_timeout": READ_TIMEOUT_S,
+             "retry_total": SDK_ATTEMPTS - 1, "initial_backoff": 1, "increment_base": 2}
     if credentials.connection_string is not None:
         return BlobServiceClient.from_connection_string(credentials.connection_string.get_secret_value(), **sizes)
     from azure.identity import ClientSecretCredential, DefaultAzureCredential

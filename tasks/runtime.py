@@ -3,22 +3,19 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from functools import cached_property
-from pathlib import Path
 from typing import Any
 
 from pydantic import SecretStr
 
 from tasks.catalog import Catalog
 from tasks.cloud_storage import AzureStore, ReplicatedStore, S3Store
-from tasks.protect import Keyring, ProtectionError, load_key_file
+from tasks.keystore import LiveKeys, key_store
+from tasks.protect import Keyring
 from tasks.readers import ReadCaps
 from tasks.registry import Champion, Registry, has_store
 from tasks.settings import Settings
 from tasks.storage import LocalStore, ObjectStore
-
-DEFAULT_KEY_FILE = Path("~/.config/rtv/keys.json")
 
 
 class Runtime:
@@ -58,21 +55,14 @@ class Runtime:
         return Catalog(self.settings.resolved_catalog_url)
 
     @cached_property
+    def keys(self) -> LiveKeys:
+        """The key store the settings point at, followed live (a rotation elsewhere is picked up)."""
+        return LiveKeys(key_store(self.settings))
+
+    @property
     def keyring(self) -> Keyring:
         """Keys from the environment, a Prefect Secret block, or the key file (created on first use in dev)."""
-        s = self.settings
-        if s.fernet_keys and s.pseudonym_key:
-            keys = tuple(k.strip() for k in s.fernet_keys.get_secret_value().split(",") if k.strip())
-            return Keyring(keys, s.pseudonym_key.get_secret_value())
-        if s.key_secret_block:
-            from prefect.blocks.system import Secret
-
-            value = Secret.load(s.key_secret_block).get()
-            return Keyring.from_json(value if isinstance(value, str) else json.dumps(value))
-        path = (s.key_file or DEFAULT_KEY_FILE).expanduser()
-        if s.env != "dev" and not path.exists():
-            raise ProtectionError(f"no keys configured for {s.env}: set RTV_FERNET_KEYS and RTV_PSEUDONYM_KEY")
-        return load_key_file(path, create=s.env == "dev")
+        return self.keys.get()
 
     @cached_property
     def registry(self) -> Registry:

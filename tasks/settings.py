@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -62,6 +62,9 @@ class Settings(BaseSettings):
     dask_address: str | None = Field(None, description="scheduler of an existing Dask cluster (default: a LocalCluster)")
     dask_workers: int = Field(2, description="worker processes of the LocalCluster when no address is given")
     archive_after_days: int = Field(180, description="zone objects and raw files older than this move to archive/")
+    retention_days: int | None = Field(
+        None, description="archived objects and raw files older than this are deleted for good (empty: kept "
+                          "forever; must exceed archive_after_days)")
     task_retries: int = Field(3, description="retries of each storage, catalog or network step")
     retry_backoff_seconds: float = Field(2.0, description="first retry delay; doubles on each retry")
     retry_jitter_factor: float = Field(0.5, description="random spread of retry delays (0 = none)")
@@ -79,6 +82,60 @@ class Settings(BaseSettings):
     retrain_max_age_days: int = Field(90, description="a champion older than this is retrained at the next check")
     risk_band_cutoffs: tuple[float, float, float] = Field(
         (0.3, 0.6, 0.8), description="P(vulnerable) cut-offs between the Low, Medium, High and Critical risk bands")
+
+    # Dashboard
+    prefect_ui_url: str = Field(
+        "http://127.0.0.1:4200", description="Prefect UI the dashboard links flow runs and deployments to")
+
+    # API (field devices): tokens, request limits, network policy
+    jwt_secret: SecretStr | None = Field(
+        None, description="HMAC key that signs API tokens (dev: created once in data_dir/run/jwt.key, mode 0600; "
+                          "required in staging and production)")
+    jwt_issuer: str = Field("rtv-survey-api", description="`iss` claim of API tokens")
+    jwt_audience: str = Field("rtv-field-devices", description="`aud` claim of API tokens")
+    jwt_ttl_minutes: int = Field(30, ge=1, le=30, description="lifetime of an API token in minutes (at most 30)")
+    max_sync_surveys: int = Field(500, ge=1, description="most surveys in one offline sync batch")
+    max_json_bytes: int = Field(4 * 1024**2, description="largest JSON request body, in bytes")
+    rate_limit_per_minute: int = Field(
+        6000, ge=1, description="API requests per minute one user may make (per API process)")
+    ip_allowlist: list[str] = Field(
+        [], description='client networks allowed to call the API, JSON list of CIDRs, e.g. ["10.0.0.0/8"] '
+                        "(empty: all)")
+    cors_origins: list[str] = Field([], description="browser origins allowed by CORS, JSON list (empty: CORS off)")
+    dispatch_interval_seconds: float = Field(
+        2.0, gt=0, description="the API queues one ingest-landed run at most this often while surveys arrive")
+
+    # Monitoring: quality thresholds, alert mail, health (drift thresholds are calibrated in tasks/drift_stats.py)
+    max_quarantine_rate: float = Field(
+        0.10, description="an ingestion quarantining more than this share of its rows is a threshold breach")
+    min_expectation_pass_rate: float = Field(
+        0.95, description="a validation rule passing fewer than this share of an ingestion's rows is a breach")
+    volume_min_ratio: float = Field(
+        0.2, description="an ingestion with fewer rows than this share of its source's recent median is a "
+                         "volume anomaly")
+    volume_history: int = Field(
+        10, ge=3, description="earlier completed ingestions of the same source the volume median is taken over "
+                              "(at least 3 are needed)")
+    late_run_minutes: int = Field(
+        60, description="a scheduled run not started this many minutes after its time is late")
+    smtp_host: str | None = Field(None, description="SMTP server alert mail goes through (empty: alerts are "
+                                                    "recorded in the catalog, not mailed)")
+    smtp_port: int = Field(587, description="SMTP server port")
+    smtp_starttls: bool = Field(True, description="upgrade the SMTP connection with STARTTLS before logging in")
+    smtp_user: str | None = Field(None, description="SMTP login (empty: no login)")
+    smtp_password: SecretStr | None = Field(None, description="SMTP password")
+    alert_emails: str = Field("", description="comma-separated addresses that receive alert mail")
+    alert_sender: str = Field("rtv-pipeline@localhost", description="From address of alert mail")
+    alert_group_minutes: int = Field(
+        60, ge=1, description="repeats of the same alert within this window are grouped into one later summary")
+    dashboard_url: str = Field("http://127.0.0.1:8501", description="dashboard base URL that alert mail links to")
+
+    @model_validator(mode="after")
+    def _retention_after_archive(self) -> Settings:
+        if self.retention_days is not None and self.retention_days <= self.archive_after_days:
+            raise ValueError(f"RTV_RETENTION_DAYS ({self.retention_days}) must exceed RTV_ARCHIVE_AFTER_DAYS "
+                             f"({self.archive_after_days}): data is deleted only after it was archived")
+        return self
 
     @field_validator("data_dir")
     @classmethod

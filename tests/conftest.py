@@ -5,8 +5,9 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from uuid import uuid4
 
 import pytest
 
@@ -149,3 +150,67 @@ def azurite_connection_string(tmp_path_factory: pytest.TempPathFactory) -> Itera
     with _service("Azurite", command, f"http://127.0.0.1:{port}/devstoreaccount1?comp=list", folder / "azurite.log"):
         yield (f"DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={AZURITE_ACCOUNT_KEY};"
                f"BlobEndpoint=http://127.0.0.1:{port}/devstoreaccount1;")
+
+
+# ---- object stores on the emulators, and the storage backend a test runs on ------------------------------
+
+BUCKET = "rtv-test-zones"
+CONTAINER = "rtv-test-zones"
+
+
+@pytest.fixture(scope="session")
+def s3_bucket(moto_endpoint: str) -> Callable[[str], object]:
+    """Builds S3 stores over one test bucket, each under the folder it is given."""
+    from prefect_aws import AwsClientParameters, AwsCredentials, S3Bucket
+
+    from tasks.cloud_storage import S3Store
+
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")  # moto takes any credentials
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+    credentials = AwsCredentials(region_name="us-east-1",
+                                 aws_client_parameters=AwsClientParameters(endpoint_url=moto_endpoint))
+    client = credentials.get_s3_client()
+    if BUCKET not in {b["Name"] for b in client.list_buckets().get("Buckets", [])}:
+        client.create_bucket(Bucket=BUCKET)
+    return lambda folder: S3Store(S3Bucket(bucket_name=BUCKET, bucket_folder=folder, credentials=credentials))
+
+
+@pytest.fixture(scope="session")
+def azure_container(azurite_connection_string: str) -> Callable[[str], object]:
+    """Builds Azure stores over one test container, each under the folder it is given."""
+    from azure.storage.blob import BlobServiceClient
+    from prefect_azure import AzureBlobStorageContainer, AzureBlobStorageCredentials
+
+    from tasks.cloud_storage import AzureStore
+
+    service = BlobServiceClient.from_connection_string(azurite_connection_string)
+    if not service.get_container_client(CONTAINER).exists():
+        service.create_container(CONTAINER)
+    credentials = AzureBlobStorageCredentials(connection_string=azurite_connection_string)
+    return lambda folder: AzureStore(AzureBlobStorageContainer(container_name=CONTAINER, credentials=credentials,
+                                                               base_folder=folder or None))
+
+
+def use_storage(kind: str, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Point RTV_STORAGE at `kind` (local, s3 on moto, azure on Azurite) under a fresh folder."""
+    folder = f"t-{uuid4().hex[:12]}"
+    monkeypatch.setenv("RTV_STORAGE", kind)
+    if kind == "s3":
+        request.getfixturevalue("s3_bucket")  # creates the bucket
+        monkeypatch.setenv("RTV_S3_ENDPOINT_URL", request.getfixturevalue("moto_endpoint"))
+        monkeypatch.setenv("RTV_S3_BUCKET", BUCKET)
+        monkeypatch.setenv("RTV_S3_PREFIX", folder)
+    elif kind == "azure":
+        request.getfixturevalue("azure_container")
+        monkeypatch.setenv("RTV_AZURE_CONNECTION_STRING", request.getfixturevalue("azurite_connection_string"))
+        monkeypatch.setenv("RTV_AZURE_CONTAINER", CONTAINER)
+        monkeypatch.setenv("RTV_AZURE_PREFIX", folder)
+
+
+@pytest.fixture(params=["local", "s3", "azure"])
+def storage_backend(request: pytest.FixtureRequest, rtv_env: object, monkeypatch: pytest.MonkeyPatch) -> object:
+    """Settings for local zones, S3 (moto) or Azure Blob (Azurite), each under a fresh folder: one run per kind."""
+    use_storage(request.param, request, monkeypatch)
+    from tasks.settings import Settings
+
+    return Settings()

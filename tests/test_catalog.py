@@ -97,3 +97,20 @@ def test_failures_are_recorded_and_listed_newest_first(catalog: Catalog) -> None
     assert catalog.get("ing-b").error.startswith("storage unreachable")
     assert [i.id for i in catalog.list_ingestions()] == ["ing-b", "ing-a"]
     assert [i.id for i in catalog.list_ingestions(status="failed")] == ["ing-b"]
+
+
+def test_audit_log_is_append_only(catalog: Catalog) -> None:
+    from sqlalchemy import delete, update
+    from sqlalchemy.exc import DBAPIError
+
+    from tasks import audit
+    from tasks.catalog.models import AuditEvent
+
+    audit.record(catalog, "clerk-1", "exported", "households", {"rows": 12})
+    for change in (update(AuditEvent).values(actor="someone-else"), delete(AuditEvent)):
+        with pytest.raises(DBAPIError, match="append-only"), catalog.session() as s:
+            s.execute(change)
+    [event] = audit.events(catalog, actor="clerk-1")
+    assert (event.action, event.target, event.detail) == ("exported", "households", {"rows": 12})
+    with pytest.raises(ValueError, match="unknown audit action"):
+        audit.record(catalog, "clerk-1", "edited")

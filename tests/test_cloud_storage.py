@@ -11,45 +11,15 @@ from typing import Any
 from uuid import uuid4
 
 import pytest
+from conftest import BUCKET, CONTAINER, use_storage
 
 from tasks.cloud_storage import AzureStore, ReplicatedStore, S3Store
 from tasks.storage import LocalStore, ObjectExists, ObjectStore
 
-BUCKET = "rtv-test-zones"
-CONTAINER = "rtv-test-zones"
 MB = 1024 * 1024
 COUNTS = ("rows_received", "rows_accepted", "rows_quarantined", "rows_duplicate")
 
 MakeStore = Callable[..., ObjectStore]
-
-
-@pytest.fixture(scope="session")
-def s3_bucket(moto_endpoint: str) -> Callable[[str], S3Store]:
-    """Builds S3 stores over one test bucket, each under the folder it is given."""
-    from prefect_aws import AwsClientParameters, AwsCredentials, S3Bucket
-
-    os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")  # moto takes any credentials
-    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
-    credentials = AwsCredentials(region_name="us-east-1",
-                                 aws_client_parameters=AwsClientParameters(endpoint_url=moto_endpoint))
-    client = credentials.get_s3_client()
-    if BUCKET not in {b["Name"] for b in client.list_buckets().get("Buckets", [])}:
-        client.create_bucket(Bucket=BUCKET)
-    return lambda folder: S3Store(S3Bucket(bucket_name=BUCKET, bucket_folder=folder, credentials=credentials))
-
-
-@pytest.fixture(scope="session")
-def azure_container(azurite_connection_string: str) -> Callable[[str], AzureStore]:
-    """Builds Azure stores over one test container, each under the folder it is given."""
-    from azure.storage.blob import BlobServiceClient
-    from prefect_azure import AzureBlobStorageContainer, AzureBlobStorageCredentials
-
-    service = BlobServiceClient.from_connection_string(azurite_connection_string)
-    if not service.get_container_client(CONTAINER).exists():
-        service.create_container(CONTAINER)
-    credentials = AzureBlobStorageCredentials(connection_string=azurite_connection_string)
-    return lambda folder: AzureStore(AzureBlobStorageContainer(container_name=CONTAINER, credentials=credentials,
-                                                               base_folder=folder or None))
 
 
 @pytest.fixture
@@ -289,19 +259,8 @@ def test_ingest_on_cloud_storage_matches_local(kind: str, request: pytest.Fixtur
     path = write_households(generate_households(300, seed=11, bad_rate=0.1).frame, tmp_path / "households.csv")
     local, _ = _ingest(path)
 
-    folder = f"e2e-{uuid4().hex[:12]}"
     monkeypatch.setenv("RTV_DATA_DIR", str(tmp_path / f"data-{kind}"))  # a fresh catalog: not a duplicate file
-    monkeypatch.setenv("RTV_STORAGE", kind)
-    if kind == "s3":
-        request.getfixturevalue("s3_bucket")  # creates the bucket
-        monkeypatch.setenv("RTV_S3_ENDPOINT_URL", request.getfixturevalue("moto_endpoint"))
-        monkeypatch.setenv("RTV_S3_BUCKET", BUCKET)
-        monkeypatch.setenv("RTV_S3_PREFIX", folder)
-    else:
-        request.getfixturevalue("azure_container")
-        monkeypatch.setenv("RTV_AZURE_CONNECTION_STRING", request.getfixturevalue("azurite_connection_string"))
-        monkeypatch.setenv("RTV_AZURE_CONTAINER", CONTAINER)
-        monkeypatch.setenv("RTV_AZURE_PREFIX", folder)
+    use_storage(kind, request, monkeypatch)
     report, store = _ingest(path)
 
     assert store.name == kind

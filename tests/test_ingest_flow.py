@@ -18,7 +18,7 @@ from tasks.landing import land
 from tasks.protect import pseudonym
 from tasks.runtime import runtime_for
 from tasks.settings import Settings
-from tasks.zones import read_zone
+from tasks.zones import read_zone, report_key
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 COUNTS = ("rows_received", "rows_accepted", "rows_quarantined", "rows_duplicate")
@@ -36,7 +36,7 @@ def real_frame(real_csv: Path) -> pd.DataFrame:
     return pd.read_csv(real_csv, dtype={"business_number": str})
 
 
-def test_real_file_every_row_accounted_and_protected(rtv_env: Settings, real_csv: Path) -> None:
+def test_real_file_every_row_accounted_and_protected(storage_backend: Settings, real_csv: Path) -> None:
     report = ingest_path(real_csv)
     assert report["rows_received"] == 3897
     assert report["rows_received"] == report["rows_accepted"] + report["rows_quarantined"] + report["rows_duplicate"]
@@ -45,9 +45,9 @@ def test_real_file_every_row_accounted_and_protected(rtv_env: Settings, real_csv
     assert report["quarantine_reasons"]["row.readable"] == 1
     assert report["quarantine_reasons"]["household_id.repeated"] == 89
     assert report["fixes"] == {"household_id_case": 212}
-    assert report["data_docs"].endswith("data_docs/index.html")
-    rt = runtime_for(rtv_env)
-    assert Path(report["data_docs"].removeprefix("file://")).is_file()
+    rt = runtime_for(storage_backend)
+    assert report["data_docs"] == rt.store.uri(report_key(report["ingestion_id"], "data_docs/index.html"))
+    assert b"<html" in rt.store.get(report_key(report["ingestion_id"], "data_docs/index.html")).lower()
 
     stored = pl.concat([read_zone(rt.store, "validated").select("source_row", "household_pseudonym"),
                         read_zone(rt.store, "quarantine").select("source_row", "household_pseudonym")])
@@ -66,7 +66,12 @@ def test_real_file_every_row_accounted_and_protected(rtv_env: Settings, real_csv
     assert "3,716" in _artifact(report["ingestion_id"])  # the markdown import report published by the flow
 
     needles = {h.encode() for h in ids} | {h.upper().encode() for h in ids}
-    for path in Path(rtv_env.data_dir).rglob("*"):
+    stored_objects = rt.store.list()
+    assert len(stored_objects) > 5
+    for key in stored_objects:  # every object of every zone, on whichever backend the test runs
+        data = rt.store.get(key)
+        assert not any(n in data for n in needles), f"plaintext household id in {rt.store.uri(key)}"
+    for path in Path(storage_backend.data_dir).rglob("*"):  # and what stays on local disk (catalog, model runs)
         if path.is_file():
             data = path.read_bytes()
             assert not any(n in data for n in needles), f"plaintext household id in {path}"
@@ -120,7 +125,7 @@ def kobo_frame(frame: pd.DataFrame, start: int = 0) -> pd.DataFrame:
 
 def test_every_format_gives_the_same_counts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, rtv_env: Settings,
                                             real_frame: pd.DataFrame) -> None:
-    reference = ingest_path(Path(str(tmp_path / "ref.csv")) if False else _write_csv(real_frame, tmp_path))
+    reference = ingest_path(_write_csv(real_frame, tmp_path))
     expected = {k: reference[k] for k in COUNTS}
     for name, path in _formats(real_frame, tmp_path).items():
         monkeypatch.setenv("RTV_DATA_DIR", str(tmp_path / f"data-{name}"))  # a fresh catalog: no cross-file duplicates
@@ -136,7 +141,7 @@ def _write_csv(frame: pd.DataFrame, folder: Path) -> Path:
     return path
 
 
-def test_cumulative_kobo_export_counts_earlier_rows_as_duplicates(tmp_path: Path, rtv_env: Settings,
+def test_cumulative_kobo_export_counts_earlier_rows_as_duplicates(tmp_path: Path, storage_backend: Settings,
                                                                   real_frame: pd.DataFrame) -> None:
     first, everything = tmp_path / "week1.csv", tmp_path / "week2.csv"
     kobo_frame(real_frame.head(2000)).to_csv(first, index=False)
@@ -148,14 +153,15 @@ def test_cumulative_kobo_export_counts_earlier_rows_as_duplicates(tmp_path: Path
     assert two["rows_accepted"] + two["rows_quarantined"] == 1897
 
 
-def test_same_file_twice_is_a_duplicate_file_and_nothing_is_stored_twice(tmp_path: Path, rtv_env: Settings) -> None:
+def test_same_file_twice_is_a_duplicate_file_and_nothing_is_stored_twice(tmp_path: Path, storage_backend: Settings) -> None:
     path = tmp_path / "gen.csv"
     result = CliRunner().invoke(app, ["generate", "--rows", "300", "--seed", "4", "--out", str(path)])
     assert result.exit_code == 0, result.output
     first = CliRunner().invoke(app, ["ingest", str(path), "--json"])
     assert first.exit_code == 0, first.output
-    rt = runtime_for(rtv_env)
-    files_before = sorted(p for p in Path(rtv_env.data_dir).rglob("*") if p.is_file() and p.suffix != ".db-wal")
+    rt = runtime_for(storage_backend)
+    objects_before = rt.store.list()
+    files_before = sorted(p for p in Path(storage_backend.data_dir).rglob("*") if p.is_file() and p.suffix != ".db-wal")
     second = CliRunner().invoke(app, ["ingest", str(path), "--json"])
     assert second.exit_code == 0, second.output
     report = _json(second.output)
@@ -163,18 +169,19 @@ def test_same_file_twice_is_a_duplicate_file_and_nothing_is_stored_twice(tmp_pat
     assert report["rows_received"] == 0
     assert len(rt.catalog.list_ingestions()) == 1
     assert len(rt.store.list("raw")) == 1
-    files_after = sorted(p for p in Path(rtv_env.data_dir).rglob("*") if p.is_file() and p.suffix != ".db-wal")
+    assert rt.store.list() == objects_before
+    files_after = sorted(p for p in Path(storage_backend.data_dir).rglob("*") if p.is_file() and p.suffix != ".db-wal")
     assert [p for p in files_after if "catalog.db" not in p.name] == \
         [p for p in files_before if "catalog.db" not in p.name]
 
 
-def test_rerunning_an_ingestion_duplicates_nothing(tmp_path: Path, rtv_env: Settings) -> None:
+def test_rerunning_an_ingestion_duplicates_nothing(tmp_path: Path, storage_backend: Settings) -> None:
     path = tmp_path / "gen.csv"
     CliRunner().invoke(app, ["generate", "--rows", "400", "--seed", "8", "--bad-rate", "0.1", "--out", str(path)])
     first = ingest_path(path)
     again = ingest(first["ingestion_id"])
     assert {k: again[k] for k in COUNTS} == {k: first[k] for k in COUNTS}
-    rt = runtime_for(rtv_env)
+    rt = runtime_for(storage_backend)
     assert read_zone(rt.store, "validated").height == first["rows_accepted"]
     assert rt.catalog.count_identities(first["ingestion_id"]) == first["rows_accepted"] + first["rows_quarantined"]
     assert rt.catalog.get(first["ingestion_id"]).attempts == 2
@@ -207,7 +214,7 @@ MALFORMED = {
 
 @pytest.mark.parametrize("name", sorted(MALFORMED))
 def test_malformed_files_are_rejected_with_a_reason_and_raw_bytes_kept(
-        name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, rtv_env: Settings) -> None:
+        name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, storage_backend: Settings) -> None:
     monkeypatch.setenv("RTV_MAX_DECOMPRESSED_BYTES", str(16 * 1024 * 1024))
     data, _ = MALFORMED[name]
     path = tmp_path / name
@@ -225,7 +232,7 @@ def test_malformed_files_are_rejected_with_a_reason_and_raw_bytes_kept(
     assert ingestion.report["reason"] in result.output
 
 
-def test_bad_rows_are_quarantined_not_the_file(tmp_path: Path, rtv_env: Settings, real_csv: Path) -> None:
+def test_bad_rows_are_quarantined_not_the_file(tmp_path: Path, storage_backend: Settings, real_csv: Path) -> None:
     lines = real_csv.read_bytes().splitlines(keepends=True)
     header, rows = lines[0], lines[1:201]
     extra = rows[5].rstrip(b"\n") + b",surplus,fields\n"
@@ -238,7 +245,7 @@ def test_bad_rows_are_quarantined_not_the_file(tmp_path: Path, rtv_env: Settings
     assert result.exit_code == 0, result.output
     report = _json(result.output)
     assert report["rows_received"] == 200
-    rt = runtime_for(rtv_env)
+    rt = runtime_for(storage_backend)
     held = read_zone(rt.store, "quarantine")
     reasons = {row: {r["rule"] for r in rules} for row, rules in held.select("source_row", "quarantine_reasons").rows()}
     assert "row.readable" in reasons[6]  # surplus fields

@@ -75,3 +75,49 @@ def test_archive_moves_old_objects_and_loses_nothing(rtv_env: Settings, tmp_path
     assert rt.catalog.get(ingestion_id).raw_key.startswith("archive/raw/")
     again = CliRunner().invoke(app, ["rerun", ingestion_id, "--force", "--json"])  # the raw file still opens
     assert again.exit_code == 0, again.output
+
+
+def test_archive_then_retention_purge_on_every_backend(storage_backend: Settings, tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    from tasks.archive import purge_expired
+
+    rt = runtime_for(storage_backend)
+    report = ingest(landed_file(tmp_path, 300, 97, bad_rate=0.05))
+    ingestion_id = report["ingestion_id"]
+    later = datetime.now(UTC)
+    moved = archive_old(rt, older_than_days=180, now=later + timedelta(days=181))
+    assert moved["raw_files"] == 1 and moved["objects"] >= 3
+    archived = rt.store.list("archive")
+    assert len(archived) == moved["objects"] + 1 and not rt.store.list("validated")
+
+    assert purge_expired(rt, retention_days=365, now=later + timedelta(days=200)) == \
+        {"objects": 0, "raw_files": 0, "bytes": 0}  # archived, but not past retention yet
+    assert rt.store.list("archive") == archived
+    purged = purge_expired(rt, retention_days=365, now=later + timedelta(days=366))
+    assert (purged["objects"], purged["raw_files"]) == (moved["objects"], 1)
+    assert rt.store.list("archive") == [] and rt.store.list("raw") == []
+    lineage = rt.catalog.zone_objects(ingestion_id=ingestion_id, include_archived=True)
+    assert lineage and all(o.purged_at for o in lineage)  # the record of what existed stays
+    kept = rt.catalog.get(ingestion_id)
+    assert kept.raw_purged_at and kept.rows_received == 300  # counts and report outlive the data
+    assert purge_expired(rt, retention_days=365, now=later + timedelta(days=400))["objects"] == 0
+
+    rerun = CliRunner().invoke(app, ["rerun", ingestion_id, "--force"])
+    assert rerun.exit_code == 1 and "deleted after RTV_RETENTION_DAYS" in rerun.output
+
+
+def test_weekly_archive_flow_purges_only_with_a_retention_setting(rtv_env: Settings, tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    from flows.maintenance import weekly_archive
+    from tasks import audit
+
+    ingest(landed_file(tmp_path, 100, 98))
+    assert "purged" not in weekly_archive()
+    monkeypatch.setenv("RTV_RETENTION_DAYS", "400")
+    result = weekly_archive()
+    assert result["objects"] == 0 and result["purged"] == {"objects": 0, "raw_files": 0, "bytes": 0}
+    assert audit.events(runtime_for(Settings()).catalog, action="purged") == []  # nothing deleted, nothing logged
+
+    monkeypatch.setenv("RTV_RETENTION_DAYS", "30")  # not after the 180-day archive age: refused
+    with pytest.raises(ValueError, match="must exceed RTV_ARCHIVE_AFTER_DAYS"):
+        Settings()

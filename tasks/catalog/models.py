@@ -43,6 +43,7 @@ class Ingestion(Base):
     rows_duplicate: Mapped[int | None]
     report: Mapped[dict[str, Any] | None]
     error: Mapped[str | None] = mapped_column(Text)
+    raw_purged_at: Mapped[datetime | None]  # the raw file was deleted after archive and retention
 
 
 class RuleOutcome(Base):
@@ -82,6 +83,7 @@ class ZoneObject(Base):
     size_bytes: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     archived_at: Mapped[datetime | None]
+    purged_at: Mapped[datetime | None]  # deleted after archive and retention; the lineage row stays
 
 
 class RowIdentity(Base):
@@ -151,4 +153,68 @@ class AuditEvent(Base):
     actor: Mapped[str] = mapped_column(String(120), index=True)
     action: Mapped[str] = mapped_column(String(40), index=True)
     target: Mapped[str | None] = mapped_column(String(255))
+    detail: Mapped[dict[str, Any] | None]
+
+
+class SurveySubmission(Base):
+    """One version of a survey sent through the API (ODK semantics: an edit names the instance it replaces)."""
+
+    __tablename__ = "survey_submissions"
+
+    instance_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    chain_id: Mapped[str] = mapped_column(String(128))  # the first instance id of the edit chain
+    content_hash: Mapped[str] = mapped_column(String(64))
+    ingestion_id: Mapped[str] = mapped_column(ForeignKey("ingestions.id", ondelete="CASCADE"), index=True)
+    deprecated_id: Mapped[str | None] = mapped_column(String(128))
+    submitted_by: Mapped[str | None] = mapped_column(String(120))
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (Index("uq_survey_submissions_chain_version", "chain_id", "version", unique=True),)
+
+
+class DriftCheck(Base):
+    """Drift of one ingestion (or of a week's pooled rows) against the champion's training snapshot."""
+
+    __tablename__ = "drift_results"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    ingestion_id: Mapped[str | None] = mapped_column(ForeignKey("ingestions.id", ondelete="CASCADE"), index=True)
+    scope: Mapped[str] = mapped_column(String(20))  # "ingestion" or "weekly"
+    computed_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    reference_version: Mapped[str | None] = mapped_column(String(20))
+    rows: Mapped[int] = mapped_column(Integer)
+    score: Mapped[float] = mapped_column(Float)
+    drift: Mapped[bool]
+    features: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class AlertGroup(Base):
+    """One kind of alert (its key): the open grouping window and how many events it has held back."""
+
+    __tablename__ = "alert_groups"
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(40))
+    window_ends_at: Mapped[datetime]
+    first_at: Mapped[datetime]  # first event held back since the last mail
+    last_at: Mapped[datetime]
+    grouped: Mapped[int] = mapped_column(Integer, default=0)  # events since the last mail, not yet mailed
+    total: Mapped[int] = mapped_column(Integer, default=0)
+    subject: Mapped[str] = mapped_column(String(255))
+
+
+class AlertSent(Base):
+    """One alert mail: what it said, how many events it covers, whether the SMTP server took it."""
+
+    __tablename__ = "alerts_sent"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    key: Mapped[str] = mapped_column(String(200), index=True)
+    kind: Mapped[str] = mapped_column(String(40))
+    sent_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    subject: Mapped[str] = mapped_column(String(255))
+    events: Mapped[int] = mapped_column(Integer)
+    delivered: Mapped[bool]
+    error: Mapped[str | None] = mapped_column(Text)
     detail: Mapped[dict[str, Any] | None]
