@@ -8,10 +8,10 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from tasks.catalog import DuplicateFile, Ingestion
-from tasks.protect import RAW_CHUNK, decrypt_stream, encrypt_stream
+from tasks.protect import RAW_CHUNK, Keyring, decrypt_stream, encrypt_stream
 from tasks.runtime import Runtime
 from tasks.zones import new_ingestion_id, raw_key
 
@@ -52,6 +52,30 @@ def _chunks(source: bytes | BinaryIO | Path) -> Iterator[bytes]:
             handle.close()
 
 
+@dataclass(frozen=True)
+class Sealed:
+    """Small bytes ready to land: the plaintext's sha256 and size, and the encrypted object."""
+
+    sha256: str
+    size_bytes: int
+    ciphertext: bytes
+
+
+def seal(keyring: Keyring, data: bytes) -> Sealed:
+    """Encrypt bytes held in memory exactly as `land` does a stream (EmptyUpload for none)."""
+    if not data:
+        raise EmptyUpload("the upload is empty")
+    return Sealed(hashlib.sha256(data).hexdigest(), len(data), b"".join(encrypt_stream(keyring, _chunks(data))))
+
+
+def ingestion_row(ingestion_id: str, sha256: str, size: int, *, source_name: str, door: str,
+                  filename: str | None = None, submitted_by: str | None = None) -> dict[str, Any]:
+    """The catalog fields of a `landed` ingestion whose object is at its raw key."""
+    return {"id": ingestion_id, "source": source_name[:120], "door": door, "filename": (filename or "")[-255:] or None,
+            "sha256": sha256, "size_bytes": size, "raw_key": raw_key(ingestion_id), "status": "landed",
+            "submitted_by": submitted_by}
+
+
 def land(rt: Runtime, source: bytes | BinaryIO | Path, *, source_name: str, door: str,
          filename: str | None = None, submitted_by: str | None = None) -> Landed:
     """Store the bytes encrypted in the raw zone and catalog them as `landed`; identical bytes are not stored twice.
@@ -90,9 +114,8 @@ def land(rt: Runtime, source: bytes | BinaryIO | Path, *, source_name: str, door
     finally:
         Path(staging).unlink(missing_ok=True)
     try:
-        rt.catalog.add_ingestion(id=ingestion_id, source=source_name[:120], door=door,
-                                 filename=(filename or "")[-255:] or None, sha256=sha256, size_bytes=size,
-                                 raw_key=key, status="landed", submitted_by=submitted_by)
+        rt.catalog.add_ingestion(**ingestion_row(ingestion_id, sha256, size, source_name=source_name, door=door,
+                                                 filename=filename, submitted_by=submitted_by))
     except DuplicateFile as race:  # the same bytes landed concurrently: keep the first copy only
         rt.store.delete(key)
         return Landed(race.earlier.id, sha256, size, duplicate_of=race.earlier)

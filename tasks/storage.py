@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
+_LIBC = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True) if os.name == "posix" else None
 ZONES = ("raw", "validated", "quarantine", "processed", "predictions", "reports", "archive", "models")
 
 
@@ -63,9 +66,26 @@ class LocalStore:
         """Filesystem path of a key."""
         return self.root / check_key(key)
 
-    def put(self, key: str, data: bytes, *, overwrite: bool = False) -> None:
-        """Write bytes atomically."""
-        self._write_atomic(key, lambda handle: handle.write(data), overwrite)
+    def put(self, key: str, data: bytes, *, overwrite: bool = False, durable: bool = True) -> None:
+        """Write bytes atomically; with `durable=False` the caller makes them durable later with `sync`."""
+        self._write_atomic(key, lambda handle: handle.write(data), overwrite, durable)
+
+    def sync(self, keys: Sequence[str]) -> None:
+        """Make objects written with `durable=False` durable: one filesystem sync for all of them."""
+        if not keys:
+            return
+        # one syncfs is one journal commit for the whole group; an fsync per file is one commit each
+        fd = os.open(self.path(keys[0]).parent, os.O_RDONLY)
+        try:
+            if _syncfs(fd):
+                return
+        finally:
+            os.close(fd)
+        for key in keys:
+            with open(self.path(key), "rb") as handle:
+                os.fsync(handle.fileno())
+        for folder in {self.path(key).parent for key in keys}:
+            _fsync_dir(folder)
 
     def put_file(self, key: str, path: Path, *, overwrite: bool = False) -> None:
         """Copy a local file in atomically (a hard link when it is on the same filesystem and durable)."""
@@ -124,7 +144,8 @@ class LocalStore:
         """A location a person can open."""
         return self.path(key).as_uri()
 
-    def _write_atomic(self, key: str, write: Callable[[BinaryIO], object], overwrite: bool) -> None:
+    def _write_atomic(self, key: str, write: Callable[[BinaryIO], object], overwrite: bool,
+                      durable: bool = True) -> None:
         target = self.path(key)
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, staging = tempfile.mkstemp(prefix=f".staging-{target.name}.", dir=target.parent)
@@ -132,7 +153,8 @@ class LocalStore:
             with os.fdopen(fd, "wb") as handle:
                 write(handle)
                 handle.flush()
-                os.fsync(handle.fileno())
+                if durable:
+                    os.fsync(handle.fileno())
             if overwrite:
                 os.replace(staging, target)
             else:
@@ -140,7 +162,8 @@ class LocalStore:
                     os.link(staging, target)  # fails when the target exists: no clobbering, no race
                 except FileExistsError:
                     raise ObjectExists(key) from None
-            _fsync_dir(target.parent)
+            if durable:
+                _fsync_dir(target.parent)
         finally:
             Path(staging).unlink(missing_ok=True)
 
@@ -151,6 +174,27 @@ def _fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _syncfs(fd: int) -> bool:
+    """syncfs(2) on the filesystem holding `fd`; False where the platform has none (then fsync each file)."""
+    call = getattr(os, "syncfs", None) or getattr(_LIBC, "syncfs", None)
+    if call is None:
+        return False
+    if call(fd) not in (None, 0):
+        raise OSError(ctypes.get_errno(), "syncfs failed")
+    return True
+
+
+def put_group(store: ObjectStore, objects: Sequence[tuple[str, bytes]]) -> None:
+    """Write new objects, all durable on return: the local store syncs once for the group, other PUTs each."""
+    if isinstance(store, LocalStore):
+        for key, data in objects:
+            store.put(key, data, durable=False)
+        store.sync([key for key, _ in objects])
+        return
+    for key, data in objects:  # S3 / Azure / replicated: each PUT is durable when it returns
+        store.put(key, data)
 
 
 def iter_chunks(data: bytes, size: int = 1024 * 1024) -> Iterator[bytes]:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import secrets
 from enum import StrEnum
+from pathlib import Path
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from tasks.catalog import Catalog
@@ -40,8 +43,9 @@ class Action(StrEnum):
 
 PERMISSIONS: dict[Role, frozenset[Action]] = {
     Role.FIELD_OFFICER: frozenset({Action.SUBMIT, Action.READ_OWN}),
-    Role.MANAGER: frozenset({Action.SUBMIT, Action.READ_OWN, Action.READ_ALL, Action.REVIEW, Action.EXPORT,
-                             Action.UPLOAD, Action.VIEW_PII}),
+    # managers read everything and review quarantine; field devices (officers) submit through the API
+    Role.MANAGER: frozenset({Action.READ_OWN, Action.READ_ALL, Action.REVIEW, Action.EXPORT, Action.UPLOAD,
+                             Action.VIEW_PII}),
     Role.ENGINEER: frozenset(Action),
 }
 
@@ -101,3 +105,20 @@ def get_user(catalog: Catalog, name: str) -> User | None:
     """A user by name."""
     with catalog.session() as s:
         return s.scalar(select(User).where(User.name == name))
+
+
+def ensure_first_engineer(catalog: Catalog, password_file: Path, name: str = "admin") -> str | None:
+    """Create an engineer when the catalog has no user yet; its random password goes to `password_file` (0600).
+
+    Returns the new password (to be shown once), or None when users already exist.
+    """
+    with catalog.session() as s:
+        if s.scalar(select(func.count()).select_from(User)):
+            return None
+    password = secrets.token_urlsafe(12)
+    add_user(catalog, name, Role.ENGINEER, password)
+    password_file.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(password_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(f"{name}\n{password}\n")
+    return password

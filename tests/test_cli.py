@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 import pytest
@@ -59,3 +60,43 @@ def test_console_script_is_installed() -> None:
     rtv = Path(sys.executable).parent / "rtv"
     result = subprocess.run([str(rtv), "--help"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and "ingest" in result.stdout and "generate" in result.stdout
+
+
+def test_users_add_reads_the_password_from_stdin_and_users_list_shows_roles(rtv_env: Settings) -> None:
+    from tasks.audit import events
+    from tasks.runtime import runtime_for
+    from tasks.users import authenticate
+
+    password = "a-long-field-password"
+    added = CliRunner().invoke(app, ["users", "add", "amina", "--role", "field_officer", "--password-stdin"],
+                               input=f"{password}\n")
+    assert added.exit_code == 0, added.output
+    assert "added amina (field_officer)" in added.output and password not in added.output
+    rt = runtime_for(rtv_env)
+    user = authenticate(rt.catalog, "amina", password)
+    assert user is not None and user.role == "field_officer" and password not in user.password_hash
+    assert authenticate(rt.catalog, "amina", "another-password") is None
+    assert [e.target for e in events(rt.catalog, action="user_added")] == ["amina"]
+    CliRunner().invoke(app, ["users", "add", "okello", "--role", "manager", "--password-stdin"], input="mgr-password-1\n")
+    listed = CliRunner().invoke(app, ["users", "list"])
+    assert listed.exit_code == 0
+    assert [line.split() for line in listed.output.splitlines()] == [["amina", "field_officer", "active"],
+                                                                     ["okello", "manager", "active"]]
+
+
+def test_users_add_refuses_bad_input_without_a_traceback(rtv_env: Settings) -> None:
+    def add(*args: str, stdin: str = "long-enough-password\n") -> Any:
+        return CliRunner().invoke(app, ["users", "add", *args], input=stdin)
+
+    assert add("amina", "--role", "engineer", "--password-stdin").exit_code == 0
+    cases = {
+        "already exists": add("amina", "--role", "engineer", "--password-stdin"),
+        "unknown role": add("bob", "--role", "admin", "--password-stdin"),
+        "at least 10 characters": add("bob", "--role", "manager", "--password-stdin", stdin="short\n"),
+        "--password-stdin": add("bob", "--role", "manager"),
+        "user names are": add("bob smith", "--role", "manager", "--password-stdin"),
+    }
+    for message, result in cases.items():
+        assert result.exit_code == 1 and message in result.output and "Traceback" not in result.output, message
+    listed = CliRunner().invoke(app, ["users", "list"]).output
+    assert "bob" not in listed and "amina" in listed

@@ -1,0 +1,136 @@
+"""Request and response models; the survey model is generated from the data contract (tasks/contract.py)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, create_model
+
+from tasks import contract
+from tasks.contract import Role
+
+_TYPES: dict[str, type] = {"str": str, "int": int, "float": float, "datetime": str}
+TRANSPORT = frozenset(contract.METADATA_NAMES)  # left out of the content hash (see tasks/submissions.py)
+ANSWERS = frozenset(contract.CANONICAL_NAMES)
+
+
+def _survey_fields() -> dict[str, Any]:
+    """One field per contract source column (alias = exact source header) plus the collection metadata.
+
+    Types come from the contract; ranges, code sets and cross-field rules are left to the validation suite,
+    so an out-of-range answer is accepted and quarantined for review rather than lost at the door. Derived
+    columns (totals, /Day values, the USD copies) and nullable columns may be omitted.
+    """
+    fields: dict[str, Any] = {}
+    for col in contract.COLUMNS:
+        kind = _TYPES[col.dtype]
+        if col.nullable or col.has(Role.DERIVED):
+            fields[col.name] = (kind | None, Field(None, alias=col.source, description=col.label))
+        else:
+            fields[col.name] = (kind, Field(..., alias=col.source, description=col.label))
+    for col in contract.METADATA:
+        if col.name == "instance_id":
+            fields[col.name] = (str, Field(..., pattern=col.pattern, description=col.label))
+        else:
+            fields[col.name] = (str | None, Field(None, pattern=col.pattern, max_length=128, description=col.label))
+    return fields
+
+
+SurveyIn: type[BaseModel] = create_model(  # type: ignore[call-overload]
+    "SurveyIn",
+    __config__=ConfigDict(extra="forbid", allow_inf_nan=False, str_max_length=512, populate_by_name=False),
+    __doc__="One household survey: the contract's exact source headers plus submission metadata.",
+    **_survey_fields(),
+)
+
+
+class Accepted(BaseModel):
+    """A survey or file was landed (202) or had been landed before (200)."""
+
+    ingestion_id: str
+    status_url: str
+    outcome: Literal["accepted", "replayed"]
+    version: int | None = None
+
+
+class Refused(BaseModel):
+    """Why a request was refused (never echoing submitted values)."""
+
+    detail: str
+
+
+class FileInfo(BaseModel):
+    """What the server received; the name is metadata only, sanitised."""
+
+    filename: str | None
+    size_bytes: int
+    sha256: str
+    format: str
+
+
+class FileAccepted(Accepted):
+    """A landed file."""
+
+    file_info: FileInfo
+
+
+class SyncOutcome(BaseModel):
+    """What became of one survey of a sync batch."""
+
+    index: int
+    instance_id: str | None = None
+    outcome: Literal["accepted", "replayed", "conflict", "invalid"]
+    ingestion_id: str | None = None
+    version: int | None = None
+    reason: str | None = None
+
+
+class SyncResult(BaseModel):
+    """A sync batch: accepted surveys share one ingestion."""
+
+    ingestion_id: str | None
+    status_url: str | None
+    counts: dict[str, int]
+    outcomes: list[SyncOutcome]
+
+
+class Status(BaseModel):
+    """Where an ingestion is, from the catalog and its Prefect flow run."""
+
+    ingestion_id: str
+    state: Literal["landed", "running", "completed", "completed_with_quarantine", "failed", "rejected"]
+    door: str
+    received_at: str | None
+    finished_at: str | None = None
+    format: str | None = None
+    flow_run_state: str | None = None
+    rows_received: int | None = None
+    rows_accepted: int | None = None
+    rows_quarantined: int | None = None
+    rows_duplicate: int | None = None
+    quarantine_reasons: dict[str, int] = Field(default_factory=dict)
+    predictions: dict[str, Any] | None = None
+    reason: str | None = None
+
+
+class Token(BaseModel):
+    """A signed bearer token."""
+
+    access_token: str
+    token_type: Literal["bearer"] = "bearer"
+    expires_in: int
+    role: str
+
+
+class ComponentCheck(BaseModel):
+    """One dependency: whether it answered, and a one-line message (never a secret or a data value)."""
+
+    ok: bool
+    message: str
+
+
+class Ready(BaseModel):
+    """Readiness: each dependency and whether it answered."""
+
+    ready: bool
+    checks: dict[str, ComponentCheck]

@@ -1,0 +1,1 @@
+"""API routers: surveys, files, status, health and auth."""
