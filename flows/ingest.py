@@ -15,7 +15,9 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 from prefect.runtime import flow_run
 
+from flows.hooks import alert_failure
 from flows.runners import partition_runner
+from tasks import contract, drift, monitoring
 from tasks import rules as rule_tables
 from tasks.catalog import Ingestion
 from tasks.conform import Conformed, NotASurveyTable, conform, score_header
@@ -29,7 +31,7 @@ from tasks.report import ImportReport, utc_iso
 from tasks.retry import cpu_task, io_task, with_retry_policy
 from tasks.runtime import Runtime, runtime_for
 from tasks.settings import Settings
-from tasks.validate import REASONS, Validation, validate
+from tasks.validate import HELD, REASONS, Validation, validate
 from tasks.zones import (
     PROCESSED_COLUMNS,
     QUARANTINE_COLUMNS,
@@ -172,6 +174,33 @@ def record_report(rt: Runtime, report: ImportReport, validation: Validation | No
                              objects=objects)
 
 
+@io_task
+def measure_drift(rt: Runtime, ingestion_id: str, accepted: pl.DataFrame) -> dict[str, Any] | None:
+    """Drift of the accepted rows against the champion's training snapshot; stored, and mailed when flagged."""
+    return drift.measure(rt, accepted, ingestion_id=ingestion_id)
+
+
+@io_task
+def check_thresholds(rt: Runtime, ingestion_id: str) -> list[dict[str, Any]]:
+    """This ingestion's quality thresholds; each breach is mailed."""
+    return monitoring.check_ingestion(rt, ingestion_id)
+
+
+def _monitor(rt: Runtime, io: dict[Any, Any], ingestion_id: str, validation: Validation, watched: bool) -> None:
+    """Drift (when a champion exists) and thresholds; advisory, so a failure is logged and the ingestion stands."""
+    logger = get_run_logger()
+    if watched:
+        try:
+            accepted = validation.rows.select(*contract.MONITORED_COLUMNS, HELD).filter(~pl.col(HELD))
+            io[measure_drift](rt, ingestion_id, accepted)
+        except Exception as error:  # noqa: BLE001 - the rows are stored already; drift must not undo that
+            logger.warning("drift check of %s failed: %s", ingestion_id, error)
+    try:
+        io[check_thresholds](rt, ingestion_id)
+    except Exception as error:  # noqa: BLE001 - same: monitoring never fails an ingestion
+        logger.warning("threshold check of %s failed: %s", ingestion_id, error)
+
+
 # ---- flow ----------------------------------------------------------------------------------------------
 
 
@@ -214,7 +243,7 @@ def run_ingest(rt: Runtime, ingestion_id: str) -> dict[str, Any]:
     started = time.monotonic()
     io = {step: with_retry_policy(step, rt.settings) for step in
           (start_ingestion, read_landed, identify_rows, load_champion, write_partition, summarise_predictions,
-           publish_data_docs, record_report)}
+           publish_data_docs, record_report, measure_drift, check_thresholds)}
 
     laps: dict[str, float] = {}
     lap = _stopwatch(laps)
@@ -275,12 +304,15 @@ def run_ingest(rt: Runtime, ingestion_id: str) -> dict[str, Any]:
     )
     report.check_balance()
     io[record_report](rt, report, validation, objects)
+    # 7. Monitoring: drift against the champion's training snapshot, quality thresholds, alert mail
+    _monitor(rt, io, ingestion_id, validation, watched=champion is not None)
     logger.info("ingestion %s: %s rows received, %s accepted, %s quarantined, %s duplicate", ingestion_id,
                 report.rows_received, report.rows_accepted, report.rows_quarantined, report.rows_duplicate)
     return _publish(report)
 
 
-@flow(name="ingest", on_failure=[_mark_failed], on_crashed=[_mark_failed], log_prints=False)
+@flow(name="ingest", on_failure=[_mark_failed, alert_failure], on_crashed=[_mark_failed, alert_failure],
+      log_prints=False)
 def ingest(ingestion_id: str) -> dict[str, Any]:
     """Process one landed file end to end and return its import report."""
     return run_ingest(runtime_for(Settings()), ingestion_id)
@@ -293,7 +325,7 @@ def waiting_ingestions(rt: Runtime, limit: int, include_queued: bool) -> list[st
     return [i.id for i in reversed(landed) if include_queued or not i.flow_run_id][:limit]
 
 
-@flow(name="ingest-landed", log_prints=False)
+@flow(name="ingest-landed", on_failure=[alert_failure], on_crashed=[alert_failure], log_prints=False)
 def ingest_landed(limit: int = 1000, include_queued: bool = False) -> dict[str, Any]:
     """Process landed ingestions nobody queued a run for (the API's single surveys), oldest first.
 

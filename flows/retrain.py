@@ -11,6 +11,7 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.runtime import flow_run
 
 from tasks import contract
+from tasks.drift import reference_frame
 from tasks.evaluation import Evaluation, evaluate, is_holdout, model_card
 from tasks.lifecycle import MIN_TRAINING_ROWS, TriggerCheck, check_triggers, labelled_snapshot
 from tasks.model import VulnerabilityModel, design_matrix, source_features
@@ -47,7 +48,8 @@ def register(rt: Runtime, model: VulnerabilityModel, evaluation: Evaluation, fra
              described: dict[str, Any]) -> Registered:
     """Log the version with its card and snapshot; champion only if it beats the champion on held-out villages."""
     card = model_card(evaluation, described)
-    version = rt.registry.log(model, evaluation, described, card, model.get_params())
+    version = rt.registry.log(model, evaluation, described, card, model.get_params(),
+                              reference=reference_frame(frame))
     return rt.registry.decide(version, evaluation, frame, rt.settings.promotion_margin)
 
 

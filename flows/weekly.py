@@ -8,8 +8,10 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 
+from flows.hooks import alert_failure
 from flows.ingest import ingest_landed
 from flows.retrain import run_retrain
+from tasks import drift
 from tasks.quality import quality_markdown, quality_summary
 from tasks.retry import io_task
 from tasks.runtime import Runtime, runtime_for
@@ -26,19 +28,32 @@ def publish_report(rt: Runtime, name: str, summary: dict[str, Any], title: str) 
     return rt.store.uri(key)
 
 
-@flow(name="weekly-etl", log_prints=False)
+@io_task
+def weekly_drift(rt: Runtime) -> dict[str, Any] | None:
+    """Drift of the week's accepted rows, pooled, against the champion's snapshot; stored and mailed if flagged."""
+    return drift.weekly(rt, days=7)
+
+
+@flow(name="weekly-etl", on_failure=[alert_failure], on_crashed=[alert_failure], log_prints=False)
 def weekly_etl() -> dict[str, Any]:
     """Sunday 02:00 Kampala: catch up on landed files, retrain if a trigger fires, publish the week's quality."""
     rt = runtime_for(Settings())
     logger = get_run_logger()
     # 1. Everything landed since the last run
     processed = ingest_landed(include_queued=True)["processed"]
-    # 2. The retrain decision (drift feeds in through its trigger)
+    # 2. Drift of the week's rows against the champion's snapshot (advisory: a failure is logged, not fatal)
+    try:
+        drifted = weekly_drift(rt)
+    except Exception as error:  # noqa: BLE001 - the retrain decision and the report still matter
+        logger.warning("weekly drift check failed: %s", error)
+        drifted = None
+    # 3. The retrain decision (a flagged drift result fires its trigger)
     decision = run_retrain(rt)
-    # 3. The week's quality report
+    # 4. The week's quality report
     summary = quality_summary(rt.catalog, days=7)
     report = publish_report(rt, "weekly-quality", summary, "Weekly data quality")
     logger.info("weekly ETL: %d ingestions processed, retrain decision %s", len(processed), decision["decision"])
-    return {"processed": processed, "retrain": {k: decision[k] for k in ("decision", "reason", "version", "alias")},
+    return {"processed": processed, "drift": {k: drifted[k] for k in ("drift", "score", "rows")} if drifted else None,
+            "retrain": {k: decision[k] for k in ("decision", "reason", "version", "alias")},
             "quality": {k: summary[k] for k in ("ingestions", "rows_received", "rows_accepted", "rows_quarantined",
                                                 "pass_rate")}, "report": report}

@@ -11,6 +11,7 @@ import numpy as np
 import polars as pl
 
 from tasks import contract
+from tasks.catalog.monitoring import aware, drift_checks
 from tasks.model import VULNERABLE_BELOW, design_matrix
 from tasks.registry import Champion
 from tasks.runtime import Runtime
@@ -60,6 +61,21 @@ def labelled_snapshot(rt: Runtime) -> tuple[pl.DataFrame, dict[str, Any]]:
                    "taken_at": datetime.now(UTC).isoformat(timespec="seconds")}
 
 
+def recent_drift(rt: Runtime, version: str, created_at: float) -> str | None:
+    """Why drift calls for a retrain: flagged checks against this champion since it or the last retrain, or None."""
+    since = datetime.fromtimestamp(created_at, UTC)
+    last = next((d.decided_at for d in rt.catalog.decisions(limit=20) if d.decision == "retrain"), None)
+    if last is not None:  # a retrain that kept this champion has already answered the drift before it
+        since = max(since, aware(last))
+    flagged = [c for c in drift_checks(rt.catalog, since=since, flagged=True)
+               if c.reference_version == version]
+    if not flagged:
+        return None
+    features = sorted({name for c in flagged for name, row in c.features.items() if row.get("flag")})
+    where = ", ".join(c.ingestion_id or f"{c.scope} batch" for c in flagged[:5])
+    return f"drift flagged in {len(flagged)} check(s) since the last retrain ({where}): {', '.join(features)}"
+
+
 def check_triggers(rt: Runtime, champion: Champion | None, *, force: bool = False, drift: bool = False,
                    now: float | None = None) -> TriggerCheck:
     """Evaluate every retrain trigger: no champion, new labelled rows, champion accuracy, drift, age, manual."""
@@ -86,8 +102,9 @@ def check_triggers(rt: Runtime, champion: Champion | None, *, force: bool = Fals
         if check.accuracy_on_new < s.performance_threshold:
             check.fire("performance", f"champion accuracy {check.accuracy_on_new:.3f} on {new.height} new rows is "
                                       f"below {s.performance_threshold}")
-    if drift:
-        check.fire("drift", "drift flagged on recent ingestions")
+    drifted = recent_drift(rt, champion.version, champion.created_at)
+    if drift or drifted:
+        check.fire("drift", drifted or "drift flagged on recent ingestions")
     age_days = ((now or time.time()) - champion.created_at) / 86400
     if age_days >= s.retrain_max_age_days:
         check.fire("schedule", f"champion is {age_days:.0f} days old (limit {s.retrain_max_age_days})")

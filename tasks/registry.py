@@ -7,15 +7,20 @@ from __future__ import annotations
 
 import logging
 import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tasks.evaluation import METRICS, Evaluation, holdout_score
 from tasks.model import VulnerabilityModel
 
 CHAMPION, CHALLENGER, PREVIOUS = "champion", "challenger", "previous"
+REFERENCE_ARTIFACT = "drift_reference.parquet"
 PROMOTION_METRIC = "roc_auc"
+
+if TYPE_CHECKING:
+    import polars as pl
 
 
 @dataclass(frozen=True)
@@ -96,6 +101,20 @@ class Registry:
 
         return mlflow.artifacts.load_dict(f"runs:/{version.run_id}/snapshot.json")
 
+    def reference(self, version: Any) -> pl.DataFrame | None:
+        """The monitored columns of a version's training snapshot (its drift reference); None for older versions."""
+        import mlflow.artifacts
+        import polars as pl
+        from mlflow.exceptions import MlflowException
+
+        with tempfile.TemporaryDirectory() as tmp:
+            try:
+                path = mlflow.artifacts.download_artifacts(run_id=version.run_id, artifact_path=REFERENCE_ARTIFACT,
+                                                           dst_path=tmp)
+            except (MlflowException, OSError):
+                return None
+            return pl.read_parquet(path)
+
     def champion(self) -> Champion | None:
         """The champion with its model and snapshot, or None when no version has been promoted."""
         version = self.version_with(CHAMPION)
@@ -118,8 +137,8 @@ class Registry:
     # ---- writing ------------------------------------------------------------------------------------------
 
     def log(self, model: VulnerabilityModel, evaluation: Evaluation, snapshot: dict[str, Any], card: str,
-            params: dict[str, Any]) -> str:
-        """Log a trained model with its metrics, model card and snapshot as a new registered version."""
+            params: dict[str, Any], reference: pl.DataFrame | None = None) -> str:
+        """Log a trained model with its metrics, model card, snapshot and drift reference as a new version."""
         import mlflow
         import mlflow.sklearn
 
@@ -134,6 +153,10 @@ class Registry:
                              "rtv.snapshot_ingestions": len(snapshot.get("ingestions", []))})
             mlflow.log_text(card, "model_card.md")
             mlflow.log_dict(snapshot, "snapshot.json")
+            if reference is not None:  # the monitored columns it was trained on: what drift is measured against
+                with tempfile.TemporaryDirectory() as tmp:
+                    reference.write_parquet(Path(tmp) / REFERENCE_ARTIFACT)
+                    mlflow.log_artifact(str(Path(tmp) / REFERENCE_ARTIFACT))
             mlflow.log_dict({"cv": evaluation.cv, "holdout": evaluation.holdout, "by_district": evaluation.by_district,
                              "calibration": evaluation.calibration,
                              "feature_importance": evaluation.feature_importance}, "evaluation.json")
