@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 180
 
-.PHONY: install run start stop test lint bench clean
+.PHONY: install run start stop test lint bench screenshots clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -38,9 +38,16 @@ test: install  ## run the whole test suite (services it needs are checked first)
 lint:  ## ruff over the code base
 	@$(BIN)/ruff check .
 
+screenshots: install  ## a PNG of every dashboard page (synthetic demo data) into docs/screenshots/
+	@test -x /usr/bin/chromium || { echo 'needs Debian chromium: apt-get install -y chromium' >&2; exit 1; }
+	$(BIN)/python -m dashboard.screenshots --out docs/screenshots
+
 bench: install  ## benchmarks; figures go to bench/README.md
 	cd bench && ../$(BIN)/python ingest.py --rows 100000 1000000
 	cd bench && ../$(BIN)/python retrain.py
+	cd bench && ../$(BIN)/python drift_calibration.py
+	cd bench && ../$(BIN)/python dashboard_overview.py
+	cd bench && ../$(BIN)/python api_load.py
 
 clean:  ## remove generated data (keeps .venv)
 	rm -rf data .pytest_cache

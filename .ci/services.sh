@@ -9,6 +9,11 @@ pg_up() { pg_isready -q -h 127.0.0.1 -p 5432; }
 
 case "${1:-check}" in
   check)
+    # Debian's Chromium for the dashboard's browser tests (Playwright drives it; nothing is downloaded)
+    if [ ! -x /usr/bin/chromium ]; then
+      echo "Chromium is missing; installing it"
+      apt-get update -qq && apt-get install -y -qq chromium >/dev/null
+    fi
     if ! pg_up; then
       echo "PostgreSQL is down; starting it"
       cluster=$(ls /etc/postgresql 2>/dev/null | head -n1)

@@ -43,6 +43,7 @@ class Stack:
 
     settings: Settings
     prefect_port: int = 4200
+    dashboard_port: int = 8501
     services: list[Service] = field(default_factory=list)
 
     @property
@@ -59,7 +60,9 @@ class Stack:
         """Environment for every child: one Prefect server, its state kept with the data."""
         return os.environ | {"PREFECT_API_URL": self.api_url, "PREFECT_HOME": str(self.settings.data_dir / "prefect"),
                              "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_CLI_PROMPT": "false",
-                             "RTV_DATA_DIR": str(self.settings.data_dir)}
+                             "RTV_DATA_DIR": str(self.settings.data_dir),
+                             "RTV_PREFECT_UI_URL": os.environ.get("RTV_PREFECT_UI_URL",
+                                                                  f"http://127.0.0.1:{self.prefect_port}")}
 
     def start(self, service: Service, timeout: float = 180) -> None:
         """Start a service in its own process group and wait until it answers."""
@@ -123,6 +126,19 @@ def bring_up(stack: Stack, *, demo: bool, say: Callable[[str], None]) -> dict[st
         stack.run(str(BIN / "prefect"), "work-pool", "create", POOL, "--type", "process")
     stack.run(str(BIN / "prefect"), "--no-prompt", "deploy", "--all")
     stack.start(Service("worker", [str(BIN / "prefect"), "worker", "start", "--pool", POOL]))
+    from tasks.runtime import runtime_for
+    from tasks.users import ensure_first_engineer
+
+    password_file = stack.run_dir / "admin-password"
+    password = ensure_first_engineer(runtime_for(stack.settings).catalog, password_file)
+    if password:
+        say(f"created the first dashboard user: admin / {password} (also in {password_file}, mode 0600)")
+    say("starting the dashboard …")
+    dashboard_url = f"http://127.0.0.1:{stack.dashboard_port}"
+    stack.start(Service("dashboard", [rtv, "dashboard", "--port", str(stack.dashboard_port)],
+                        f"{dashboard_url}/_stcore/health"))
+    say("starting the API …")
+    stack.start(Service("api", [rtv, "api", "--port", "8000"], "http://127.0.0.1:8000/health"))
     if demo:
         demo_file = stack.settings.data_dir / "demo" / "households.csv"
         if not demo_file.exists():
@@ -135,7 +151,9 @@ def bring_up(stack: Stack, *, demo: bool, say: Callable[[str], None]) -> dict[st
         stack.run(rtv, "retrain")
     ready = time.monotonic() - started
     where = {
+        "Dashboard": dashboard_url,
         "Prefect UI": f"http://127.0.0.1:{stack.prefect_port}",
+        "API": "http://127.0.0.1:8000/docs",
         "Data zones": str(stack.settings.data_dir),
         "Logs": str(stack.run_dir),
         "Ready in": f"{ready:.0f} s",
