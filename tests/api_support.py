@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from conftest import stop_process
 
 ROOT = Path(__file__).resolve().parents[1]
 PASSWORD = "correct-horse-battery"
@@ -50,12 +51,7 @@ def uvicorn_server(env: dict[str, str], log: Path, timeout: float = 60) -> Itera
             time.sleep(0.2)
         yield url
     finally:
-        process.terminate()
-        try:
-            process.wait(15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process, grace=15)
 
 
 def surveys(n: int, seed: int, *, derived: bool = True) -> list[dict[str, Any]]:

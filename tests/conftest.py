@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -71,10 +72,19 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def stop_process(process: subprocess.Popen[bytes], grace: float = 10) -> None:
+    """SIGTERM, then SIGKILL if the process has not exited after `grace` seconds."""
+    process.terminate()
+    try:
+        process.wait(grace)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 @contextlib.contextmanager
 def _service(name: str, command: list[str], url: str, log: Path, timeout: float = 60.0) -> Iterator[None]:
     """Run an emulator until the block ends; fail the session (never skip) if it does not answer HTTP."""
-    import subprocess
     import time
     import urllib.error
     import urllib.request
@@ -101,12 +111,7 @@ def _service(name: str, command: list[str], url: str, log: Path, timeout: float 
                 time.sleep(0.2)
         yield
     finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process)
 
 
 @pytest.fixture(scope="session")
@@ -132,8 +137,6 @@ def azurite_connection_string(tmp_path_factory: pytest.TempPathFactory) -> Itera
         yield os.environ["RTV_TEST_AZURE_CONNECTION_STRING"]
         return
     import shutil
-    import subprocess
-
     azurite = ROOT / "node_modules/.bin/azurite-blob"
     if not azurite.exists():
         npm = shutil.which("npm")
