@@ -11,6 +11,7 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.runtime import flow_run
 
 from tasks import contract
+from tasks.backfill import score_unscored
 from tasks.drift import reference_frame
 from tasks.evaluation import Evaluation, evaluate, is_holdout, model_card
 from tasks.lifecycle import MIN_TRAINING_ROWS, TriggerCheck, check_triggers, labelled_snapshot
@@ -53,6 +54,13 @@ def register(rt: Runtime, model: VulnerabilityModel, evaluation: Evaluation, fra
     return rt.registry.decide(version, evaluation, frame, rt.settings.promotion_margin)
 
 
+@io_task
+def backfill(rt: Runtime) -> dict[str, int]:
+    """Score processed households that have no predictions yet with the (new) champion."""
+    champion = rt.champion()
+    return score_unscored(rt, champion) if champion is not None else {"objects": 0, "rows": 0}
+
+
 def _finite(metrics: dict[str, float]) -> dict[str, float | None]:
     return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in metrics.items()}
 
@@ -70,7 +78,7 @@ def _markdown(summary: dict[str, Any]) -> str:
 def run_retrain(rt: Runtime, *, force: bool = False, drift: bool = False) -> dict[str, Any]:
     """The retrain steps, in order; returns the decision summary."""
     logger = get_run_logger()
-    io = {step: with_retry_policy(step, rt.settings) for step in (check, snapshot, register)}
+    io = {step: with_retry_policy(step, rt.settings) for step in (check, snapshot, register, backfill)}
     # 1. Triggers
     triggers = io[check](rt, force, drift)
     summary: dict[str, Any] = {"decision": "skip", "reason": "; ".join(triggers.reasons) or "no trigger fired",
@@ -92,7 +100,10 @@ def run_retrain(rt: Runtime, *, force: bool = False, drift: bool = False) -> dic
                         "metrics": _finite(evaluation.cv), "holdout_metrics": _finite(evaluation.holdout),
                         "by_district": evaluation.by_district, "n_train": evaluation.n_train,
                         "n_holdout": evaluation.n_holdout}
-    # 5. Record the decision
+            if registered.alias == "champion":
+                # 5. Households imported while no model was serving get scored by the new champion
+                summary["backfilled"] = io[backfill](rt)
+    # 6. Record the decision
     rt.catalog.record_decision(triggers={"fired": triggers.fired}, decision=summary["decision"],
                                reason=summary["reason"], new_labelled_rows=triggers.new_labelled_rows,
                                accuracy_on_new=triggers.accuracy_on_new, model_name=rt.settings.model_name,

@@ -106,10 +106,17 @@ def test_retrain_triggers(rtv_env: Settings, tmp_path: Path, monkeypatch: pytest
 
 
 def test_every_accepted_row_is_scored_with_the_champion_version(rtv_env: Settings, tmp_path: Path) -> None:
-    ingest_generated(tmp_path, 1000, seed=41)
-    champion = retrain(force=True)
-    report = ingest_generated(tmp_path, 400, seed=42)
+    early = ingest_generated(tmp_path, 1000, seed=41)  # no model yet: processed, not scored
     rt = runtime_for(rtv_env)
+    assert read_zone(rt.store, "predictions").height == 0
+    champion = retrain(force=True)
+    # households that arrived before any model was serving are scored once a champion exists
+    assert champion["backfilled"] == {"objects": 1, "rows": early["rows_accepted"]}
+    backfilled = read_zone(rt.store, "predictions", early["ingestion_id"])
+    assert backfilled.height == early["rows_accepted"] and set(backfilled["model_version"]) == {champion["version"]}
+    again = retrain(force=True)
+    assert again.get("backfilled", {"rows": 0})["rows"] == 0  # nothing scored twice
+    report = ingest_generated(tmp_path, 400, seed=42)
     predictions = read_zone(rt.store, "predictions", report["ingestion_id"])
     processed = read_zone(rt.store, "processed", report["ingestion_id"])
     assert predictions.height == report["rows_accepted"] == processed.height

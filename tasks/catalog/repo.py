@@ -222,6 +222,11 @@ class Catalog:
         with self.session() as s:
             return list(s.scalars(query))
 
+    def add_zone_objects(self, ingestion_id: str, objects: Sequence[dict[str, Any]]) -> None:
+        """Record objects written for an ingestion after its run (predictions scored later, for instance)."""
+        with self.session() as s:
+            s.execute(insert(ZoneObject), [dict(o, ingestion_id=ingestion_id) for o in objects])
+
     def purgeable_objects(self, cutoff: datetime) -> list[ZoneObject]:
         """Archived zone objects written before `cutoff` and not yet deleted."""
         with self.session() as s:
