@@ -238,6 +238,26 @@ def test_pipeline_runs_with_data(with_data: dict[str, Any]) -> None:
     assert set(row["state"]) == {"Completed"}
     assert row["link"].iloc[0].startswith("http://127.0.0.1:4200/runs/flow-run/")
     assert "Open the Prefect UI" in [b.proto.label for b in at.get("link_button")]
+    # the health panel comes first: the same score tasks.health computes, its band, one metric per component
+    from tasks.health import WEIGHTS, health_report
+
+    report = health_report(runtime_for(Settings()))
+    assert shown_health(at) == (f"{report.score:.0f} / 100", report.band)
+    assert {name.capitalize() for name in WEIGHTS} <= set(metrics(at))
+    assert report.band.capitalize() in texts(at, "markdown")
+
+
+def shown_health(at: AppTest) -> tuple[str, str]:
+    [score] = [m for m in at.metric if m.label == "Health score"]
+    return score.value, score.proto.delta
+
+
+def test_health_panel_without_data_says_why(empty: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    at = signed_in("mgr", "pipeline_runs")
+    value, band = shown_health(at)
+    assert band in ("degraded", "unhealthy") and value.endswith("/ 100")
+    assert "champion" in texts(at, "markdown").lower()  # no model yet is named as a reason
 
 
 def test_data_quality_with_data(with_data: dict[str, Any]) -> None:

@@ -6,10 +6,12 @@ import polars as pl
 import streamlit as st
 
 from dashboard import auth, data, prefect_view
+from dashboard.health_panel import show_health
 from tasks.users import Action
 
 auth.require(Action.READ_ALL)
 st.title("Pipeline runs")
+show_health()
 api = prefect_view.prefect_api()
 st.link_button("Open the Prefect UI", api.ui_url, icon=":material/open_in_new:")
 
