@@ -19,9 +19,9 @@ from api.dispatcher import Dispatcher
 from api.errors import ContainErrors, validation_error
 from api.limits import IPAllowList, RateLimiter
 from api.routers import auth, files, health, status, surveys
-from tasks.readiness import Check
+from tasks.monitoring.readiness import Check
+from tasks.platform.settings import Settings
 from tasks.runtime import Runtime, runtime_for
-from tasks.settings import Settings
 
 # The event loop parses requests while worker threads land surveys: a short GIL switch interval keeps the loop
 # from waiting 5 ms (the default) for each handoff, and a few threads suffice since the catalog has one writer.

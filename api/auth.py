@@ -16,9 +16,9 @@ from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
-from tasks import audit
-from tasks.settings import Settings
-from tasks.users import Action, can
+from tasks.platform.settings import Settings
+from tasks.protection import audit
+from tasks.protection.users import Action, can
 
 ALGORITHMS = ["HS256"]  # the only algorithm accepted: `none`, RS/ES confusion and others are refused
 MAX_TTL_SECONDS = 30 * 60

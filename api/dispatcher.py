@@ -7,7 +7,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from tasks.catalog import Catalog
+from tasks.platform.catalog import Catalog
 
 log = logging.getLogger("rtv.api")
 

@@ -11,11 +11,8 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy import bindparam, select
 
 from api.models import ANSWERS, SurveyIn
-from tasks.catalog.models import Ingestion, utcnow
-from tasks.landing import Sealed, ingestion_row, land, seal
-from tasks.runtime import Runtime
-from tasks.storage import put_group
-from tasks.submissions import (
+from tasks.ingest.landing import Sealed, ingestion_row, land, seal
+from tasks.ingest.submissions import (
     SubmissionRace,
     Version,
     content_hash,
@@ -26,7 +23,10 @@ from tasks.submissions import (
     record_group,
     submission_row,
 )
-from tasks.zones import new_ingestion_id, raw_key
+from tasks.ingest.zones import new_ingestion_id, raw_key
+from tasks.platform.catalog.models import Ingestion, utcnow
+from tasks.platform.storage import put_group
+from tasks.runtime import Runtime
 
 _ING = Ingestion.__table__
 _BY_SHA256 = select(_ING.c.sha256, _ING.c.id).where(_ING.c.sha256.in_(bindparam("shas", expanding=True)))

@@ -1,4 +1,4 @@
-"""Request and response models; the survey model is generated from the data contract (tasks/contract.py)."""
+"""Request and response models; the survey model is generated from the data contract (tasks/ingest/contract.py)."""
 
 from __future__ import annotations
 
@@ -6,11 +6,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
-from tasks import contract
-from tasks.contract import Role
+from tasks.ingest import contract
+from tasks.ingest.contract import Role
 
 _TYPES: dict[str, type] = {"str": str, "int": int, "float": float, "datetime": str}
-TRANSPORT = frozenset(contract.METADATA_NAMES)  # left out of the content hash (see tasks/submissions.py)
+TRANSPORT = frozenset(contract.METADATA_NAMES)  # left out of the content hash (see tasks/ingest/submissions.py)
 ANSWERS = frozenset(contract.CANONICAL_NAMES)
 
 

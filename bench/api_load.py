@@ -47,10 +47,10 @@ def _prepare(data: Path, users: int) -> tuple[list[str], Path]:
 
     from api.auth import Tokens
     from flows.ingest import ingest, ingest_landed
-    from tasks.generate import generate_households, to_source_frame
+    from tasks.ingest.generate import generate_households, to_source_frame
+    from tasks.platform.settings import Settings
+    from tasks.protection.users import add_user
     from tasks.runtime import runtime_for
-    from tasks.settings import Settings
-    from tasks.users import add_user
 
     with get_client(sync_client=True) as client, contextlib.suppress(ObjectAlreadyExists):
         client.create_work_pool(WorkPoolCreate(name="rtv-pool", type="process"))
@@ -80,9 +80,9 @@ def _count(names: list[str], accepted: list[str]) -> dict[str, int]:
     """Survey versions, landed ingestions and raw objects in the catalog, and how many acknowledged ids are there."""
     from sqlalchemy import func, select
 
-    from tasks.catalog.models import Ingestion, SurveySubmission
+    from tasks.platform.catalog.models import Ingestion, SurveySubmission
+    from tasks.platform.settings import Settings
     from tasks.runtime import runtime_for
-    from tasks.settings import Settings
 
     rt = runtime_for(Settings())
     found = 0

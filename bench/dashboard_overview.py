@@ -29,11 +29,11 @@ USER, PASSWORD = "bench-engineer", "bench-engineer-password"
 
 def synthesise(rows: int, ingestions: int, seed: int = 0) -> dict[str, int]:
     """Write `rows` scored households over `ingestions` ingestions, one a week, into the configured data dir."""
-    from tasks import contract
-    from tasks.predictions import RISK_BANDS
+    from tasks.ingest import contract
+    from tasks.ingest.zones import part_key, write_parquet
+    from tasks.model.predictions import RISK_BANDS
+    from tasks.platform.settings import Settings
     from tasks.runtime import runtime_for
-    from tasks.settings import Settings
-    from tasks.zones import part_key, write_parquet
 
     rt = runtime_for(Settings())
     rng = np.random.default_rng(seed)
@@ -101,9 +101,9 @@ def chromium(reruns: int) -> dict[str, float]:
     import psutil
 
     from dashboard.browser import browser_page, open_page, wait_idle
+    from tasks.platform.settings import Settings
+    from tasks.protection.users import add_user
     from tasks.runtime import runtime_for
-    from tasks.settings import Settings
-    from tasks.users import add_user
 
     add_user(runtime_for(Settings()).catalog, USER, "engineer", PASSWORD)
     port = 8765

@@ -1,4 +1,4 @@
-"""Drift calibration on the real RTV file: false-positive and detection rates of `tasks/drift_stats.py`.
+"""Drift calibration on the real RTV file: false-positive and detection rates of `tasks/monitoring/drift_stats.py`.
 
     .venv/bin/python bench/drift_calibration.py [--real PATH] [--runs 100] [--sizes 50 100 200 500 2000]
 
@@ -24,9 +24,9 @@ import polars as pl
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tasks.conform import conform, score_header  # noqa: E402
-from tasks.drift_stats import CALIBRATION, NUMERIC_FEATURES, Calibration, detect, reference_profile  # noqa: E402
-from tasks.readers import ReadCaps, read_table  # noqa: E402
+from tasks.ingest.conform import conform, score_header  # noqa: E402
+from tasks.ingest.readers import ReadCaps, read_table  # noqa: E402
+from tasks.monitoring.drift_stats import CALIBRATION, NUMERIC_FEATURES, Calibration, detect, reference_profile  # noqa: E402
 
 INCOMES = ("household_income", "income_consumption_residues_per_day")
 Shift = Callable[[pl.DataFrame, int, np.random.Generator], pl.DataFrame]

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from common import VENV_BIN, PeakRss, prefect_server
 
-from tasks.generate import generate_households, write_households
+from tasks.ingest.generate import generate_households, write_households
 
 
 def run_once(rows: int, bad_rate: float, workdir: Path, api_url: str) -> dict[str, float]:

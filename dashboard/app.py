@@ -8,7 +8,7 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard import auth
-from tasks.users import Action
+from tasks.protection.users import Action
 
 st.set_page_config(page_title="RTV households", page_icon=":material/home_work:", layout="wide")
 

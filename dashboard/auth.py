@@ -7,8 +7,8 @@ from typing import Any
 import streamlit as st
 
 from dashboard import data
-from tasks import audit
-from tasks.users import Action, authenticate, can, sees_pii
+from tasks.protection import audit
+from tasks.protection.users import Action, authenticate, can, sees_pii
 
 USER = "user"
 VERBS = {

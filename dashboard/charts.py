@@ -7,7 +7,7 @@ import polars as pl
 
 from dashboard.labels import label
 from dashboard.zones import BANDS
-from tasks.contract import PROGRESS_STATUSES
+from tasks.ingest.contract import PROGRESS_STATUSES
 
 STATUS_COLOURS = dict(zip(PROGRESS_STATUSES, ("#2e7d32", "#f9a825", "#ef6c00", "#c62828"), strict=True))
 BAND_COLOURS = dict(zip(BANDS, ("#2e7d32", "#f9a825", "#ef6c00", "#c62828", "#9e9e9e"), strict=True))

@@ -19,8 +19,8 @@ from pydantic import SecretStr
 
 from dashboard import upload_limit_mb as _limit
 from dashboard.zones import zone_keys
+from tasks.platform.settings import Settings
 from tasks.runtime import Runtime, runtime_for
-from tasks.settings import Settings
 
 TTL_CATALOG = 30  # seconds: ingestion lists, decisions, held rows
 TTL_ZONES = 600  # aggregates over zone objects (also keyed by the objects, so new data is never missed)
@@ -128,7 +128,7 @@ def rule_outcomes(ingestion_id: str) -> pl.DataFrame:
 
 @st.cache_data(ttl=TTL_CATALOG, show_spinner="Reading the review queue …")
 def _held(fp: str, quarantine: tuple[str, ...], _rt: Runtime) -> pl.DataFrame:
-    from tasks.review import held_rows
+    from tasks.workflows.review import held_rows
 
     return held_rows(_rt)
 
@@ -139,7 +139,7 @@ def held() -> pl.DataFrame:
     return _held(key(rt), zone_keys(rt, "quarantine"), rt)
 
 
-# ---- drift (stored by tasks/drift.py) --------------------------------------------------------------------
+# ---- drift (stored by tasks/monitoring/drift.py) --------------------------------------------------------------------
 
 DRIFT_CHECKS = 50
 DRIFT_SCHEMA = {"computed_at": pl.String, "scope": pl.String, "ingestion_id": pl.String, "rows": pl.Int64,
@@ -150,7 +150,7 @@ DRIFT_SCHEMA = {"computed_at": pl.String, "scope": pl.String, "ingestion_id": pl
 def _drift_rows(rt: Runtime) -> list[dict[str, Any]]:
     """One row per check and monitored feature, newest check first; [] when nothing (or no drift module) exists."""
     try:
-        from tasks.drift import latest_drift
+        from tasks.monitoring.drift import latest_drift
     except ImportError:
         return []
     rows = []

@@ -8,9 +8,9 @@ import polars as pl
 
 from dashboard.labels import label
 from dashboard.rows import household_ids, pseudonyms
-from tasks import audit
+from tasks.protection import audit
+from tasks.protection.users import sees_pii
 from tasks.runtime import Runtime
-from tasks.users import sees_pii
 
 FORMULA_PATTERN = r"^[=+\-@\t\r]"  # what a spreadsheet may read as the start of a formula
 EXPORT_COLUMNS = ("household", "household_ref", "district", "cluster", "village", "p_vulnerable", "risk_band", "predicted_status",

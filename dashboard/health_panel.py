@@ -7,7 +7,7 @@ from typing import Any
 import streamlit as st
 
 from dashboard import data
-from tasks.health import WEIGHTS, health_report
+from tasks.monitoring.health import WEIGHTS, health_report
 from tasks.runtime import Runtime
 
 TTL_HEALTH = 60  # seconds; the score reads the Prefect API and the catalog
@@ -21,7 +21,7 @@ def _health(fingerprint: str, _rt: Runtime) -> dict[str, Any]:
 
 
 def show_health() -> None:
-    """Render the health score with its band and one metric per component (weights as in tasks.health)."""
+    """Render the health score with its band and one metric per component (weights as in tasks.monitoring.health)."""
     rt = data.runtime()
     report = _health(data.key(rt), rt)
     st.subheader("Pipeline health")

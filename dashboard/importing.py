@@ -1,4 +1,4 @@
-"""The Upload page's work: land a browser upload through `tasks.landing.land`, queue the ingest, read progress."""
+"""The Upload page's work: land a browser upload through `tasks.ingest.landing.land`, queue the ingest, read progress."""
 
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ import re
 from typing import IO, Any
 
 from dashboard import prefect_view
-from tasks import audit
-from tasks.catalog.models import Ingestion
-from tasks.landing import land
-from tasks.report import ImportReport, duplicate_report
+from tasks.ingest.landing import land
+from tasks.ingest.report import ImportReport, duplicate_report
+from tasks.platform.catalog.models import Ingestion
+from tasks.protection import audit
 from tasks.runtime import Runtime
 
 PROGRESS = {"landed": (0.15, "Landed: stored encrypted in the raw zone"), "queued": (0.3, "Queued for a worker"),

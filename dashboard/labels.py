@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from tasks import contract
-from tasks.features import LABELS as FEATURE_LABELS
+from tasks.ingest import contract
+from tasks.ingest.features import LABELS as FEATURE_LABELS
 
 LABELS: dict[str, str] = contract.LABELS | FEATURE_LABELS | {
     "household": contract.LABELS["household_id"], "household_ref": "Reference",

@@ -19,7 +19,7 @@ RETRAIN_DEPLOYMENT = "retrain/daily-model-check"
 
 @st.cache_data(ttl=TTL_REGISTRY, show_spinner="Reading the model registry …")
 def _versions(fp: str, _rt: Runtime) -> list[dict[str, Any]]:
-    from tasks.registry import has_store
+    from tasks.model.registry import has_store
 
     if not has_store(_rt.settings.resolved_mlflow_uri):
         return []  # never create an MLflow store just to find it empty

@@ -8,7 +8,7 @@ import streamlit as st
 from dashboard.cube import Filters
 from dashboard.data import TTL_ZONES, key, runtime
 from dashboard.zones import household_parts, households_lazy, scan, zone_keys
-from tasks.identity import ENCRYPTED, PII_KEY
+from tasks.ingest.identity import ENCRYPTED, PII_KEY
 from tasks.runtime import Runtime
 
 SEALED = (ENCRYPTED["household_id"], PII_KEY)  # the sealed id and the wrapped data key that opens it
@@ -65,7 +65,7 @@ def household_ids(rt: Runtime, rows: pl.DataFrame, *, reveal: bool) -> list[str 
     """
     if rows.height == 0:
         return []
-    from tasks.protect import mask_id, open_values
+    from tasks.protection.protect import mask_id, open_values
 
     sealed = _sealed(rt, rows)
     clear = open_values(rt.keyring, sealed[SEALED[1]].to_list(), sealed[SEALED[0]].to_list(), "household_id")

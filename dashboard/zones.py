@@ -8,10 +8,10 @@ from typing import Any
 
 import polars as pl
 
-from tasks import contract
-from tasks.predictions import RISK_BANDS
+from tasks.ingest import contract
+from tasks.model.predictions import RISK_BANDS
+from tasks.platform.storage import LocalStore
 from tasks.runtime import Runtime
-from tasks.storage import LocalStore
 
 NOT_SCORED = "Not scored"
 BANDS = (*RISK_BANDS, NOT_SCORED)

@@ -27,8 +27,8 @@ def _prefect_defaults() -> None:
 
 
 def _runtime() -> Any:
+    from tasks.platform.settings import Settings
     from tasks.runtime import runtime_for
-    from tasks.settings import Settings
 
     return runtime_for(Settings())
 
@@ -42,7 +42,7 @@ def _print_report(report: dict[str, Any], as_json: bool) -> None:
     if as_json:
         typer.echo(json.dumps(report, indent=2, default=str))
         return
-    from tasks.report import ImportReport
+    from tasks.ingest.report import ImportReport
 
     typer.echo(ImportReport.model_validate(report).to_markdown())
 
@@ -57,7 +57,7 @@ def ingest(
     _prefect_defaults()
     if not path.is_file():
         _fail(f"{path} is not a readable file", EXIT_REJECTED)
-    from tasks.landing import EmptyUpload, TooLarge, land
+    from tasks.ingest.landing import EmptyUpload, TooLarge, land
 
     rt = _runtime()
     try:
@@ -66,12 +66,12 @@ def ingest(
     except (TooLarge, EmptyUpload) as bad:
         _fail(f"rejected: {bad}", EXIT_REJECTED)
     if not landed.is_duplicate:
-        from tasks import audit
+        from tasks.protection import audit
 
         audit.record(rt.catalog, os.environ.get("USER") or "cli", "landed", landed.ingestion_id,
                      {"door": "cli", "size_bytes": landed.size_bytes})
     if landed.is_duplicate:
-        from tasks.report import duplicate_report
+        from tasks.ingest.report import duplicate_report
 
         report = duplicate_report(landed.duplicate_of, landed.sha256, landed.size_bytes).model_dump(mode="json")
     else:
@@ -108,7 +108,7 @@ def generate(
                                      "parquet or kobo")] = "csv",
 ) -> None:
     """Write synthetic households that follow the contract (never real data)."""
-    from tasks.generate import generate_households, write_households
+    from tasks.ingest.generate import generate_households, write_households
 
     batch = generate_households(rows, seed=seed, bad_rate=bad_rate)
     try:
@@ -145,7 +145,7 @@ def predict(
     """Score a file with the champion without ingesting it; prints households per status and risk band."""
     if not path.is_file():
         _fail(f"{path} is not a readable file", EXIT_REJECTED)
-    from tasks.scoring import ScoringError, score_file
+    from tasks.workflows.scoring import ScoringError, score_file
 
     rt = _runtime()
     try:
@@ -164,7 +164,7 @@ def drift(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Drift of an ingestion's accepted rows against the champion's training snapshot (computed if not stored)."""
-    from tasks.drift import drift_of
+    from tasks.monitoring.drift import drift_of
 
     rt = _runtime()
     if rt.catalog.get(ingestion_id) is None:
@@ -185,7 +185,7 @@ def drift(
 @app.command()
 def health(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Pipeline health 0-100 (runs, quality, model, system) and its band: healthy, degraded or unhealthy."""
-    from tasks.health import health_report
+    from tasks.monitoring.health import health_report
 
     report = health_report(_runtime()).as_dict()
     if as_json:
@@ -204,7 +204,7 @@ app.add_typer(model_app, name="model")
 def model_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Every registered version with its aliases and metrics."""
     rt = _runtime()
-    from tasks.registry import has_store
+    from tasks.model.registry import has_store
 
     versions = rt.registry.versions() if has_store(rt.settings.resolved_mlflow_uri) else []
     if as_json:
@@ -240,9 +240,9 @@ def keys_init(
     print_env: Annotated[bool, typer.Option("--print-env", help="print new keys as environment lines instead")] = False,
 ) -> None:
     """Create the first keys: a 0600 key file (refuses to replace one), or lines for a secret manager."""
-    from tasks.keystore import DEFAULT_KEY_FILE
-    from tasks.protect import Keyring, write_key_file
-    from tasks.settings import Settings
+    from tasks.platform.settings import Settings
+    from tasks.protection.keystore import DEFAULT_KEY_FILE
+    from tasks.protection.protect import Keyring, write_key_file
 
     keyring = Keyring.generate()
     if print_env:
@@ -259,7 +259,7 @@ def keys_init(
 @keys_app.command("status")
 def keys_status() -> None:
     """Where the keys live and which key encrypts new data (fingerprints only, never keys)."""
-    from tasks.rotation import fingerprint
+    from tasks.workflows.rotation import fingerprint
 
     rt = _runtime()
     keyring = rt.keyring
@@ -273,9 +273,9 @@ def keys_status() -> None:
 @keys_app.command("rotate")
 def keys_rotate(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Add a key, re-encrypt every stored file and sealed column under it, retire the old key (resumable)."""
-    from tasks import audit
-    from tasks.protect import ProtectionError
-    from tasks.rotation import rotate_keys
+    from tasks.protection import audit
+    from tasks.protection.protect import ProtectionError
+    from tasks.workflows.rotation import rotate_keys
 
     rt = _runtime()
     try:
@@ -301,7 +301,7 @@ def audit_log(
     """The audit log: who landed, viewed, exported, decrypted, approved or rotated what, newest first."""
     from datetime import UTC, datetime
 
-    from tasks import audit
+    from tasks.protection import audit
 
     try:
         start = datetime.fromisoformat(since).replace(tzinfo=UTC) if since else None
@@ -351,7 +351,7 @@ def up(
 ) -> None:
     """Bring the whole product up on this machine; Ctrl-C stops everything."""
     from flows.stack import Stack, bring_up
-    from tasks.settings import Settings
+    from tasks.platform.settings import Settings
 
     settings = Settings()
     if detach:
@@ -406,7 +406,7 @@ def dashboard(
     """Serve the Streamlit ops dashboard; sign in with a catalog user (`rtv up` creates `admin` on first start)."""
     _prefect_defaults()
     from dashboard import upload_limit_mb
-    from tasks.settings import Settings
+    from tasks.platform.settings import Settings
 
     entry = Path(__file__).resolve().parents[1] / "dashboard" / "app.py"
     command = [sys.executable, "-m", "streamlit", "run", str(entry), "--server.headless", "true",
@@ -421,7 +421,7 @@ def dashboard(
 def down() -> None:
     """Stop a stack started with `rtv up --detach`."""
     from flows.stack import stop_detached
-    from tasks.settings import Settings
+    from tasks.platform.settings import Settings
 
     typer.echo("stopped" if stop_detached(Settings()) else "no stack was running")
 
@@ -455,8 +455,8 @@ def users_add(
     """Create a user; the password is read from stdin, never from the command line."""
     if not password_stdin:
         _fail("pass --password-stdin and pipe the password in (it never goes on the command line)")
-    from tasks import audit
-    from tasks.users import UserError, add_user
+    from tasks.protection import audit
+    from tasks.protection.users import UserError, add_user
 
     password = sys.stdin.readline().rstrip("\r\n")
     rt = _runtime()
@@ -473,7 +473,7 @@ def users_list() -> None:
     """Every user with their role."""
     from sqlalchemy import select
 
-    from tasks.catalog.models import User
+    from tasks.platform.catalog.models import User
 
     with _runtime().catalog.session() as s:
         for user in s.scalars(select(User).order_by(User.name)):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tasks.catalog import Catalog
+from tasks.platform.catalog import Catalog
 
 INGEST_DEPLOYMENT = "ingest/ingest"
 SWEEP_DEPLOYMENT = "ingest-landed/ingest-landed"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from tasks.alerts import flow_failure, notify
+from tasks.monitoring.alerts import flow_failure, notify
+from tasks.platform.settings import Settings
 from tasks.runtime import runtime_for
-from tasks.settings import Settings
 
 
 def alert_failure(flow_obj: Any, run: Any, state: Any) -> None:

@@ -17,22 +17,22 @@ from prefect.runtime import flow_run
 
 from flows.hooks import alert_failure
 from flows.runners import partition_runner
-from tasks import contract, drift, monitoring
-from tasks import rules as rule_tables
-from tasks.catalog import Ingestion
-from tasks.conform import Conformed, NotASurveyTable, conform, score_header
-from tasks.features import add_features
-from tasks.identity import Deduplicated, add_identity, drop_duplicates, identity_keys, protect_identifiers
-from tasks.landing import read_raw
-from tasks.predictions import score_households, summarise
-from tasks.readers import RejectedFile, read_table
-from tasks.registry import Champion
-from tasks.report import ImportReport, utc_iso
-from tasks.retry import cpu_task, io_task, with_retry_policy
-from tasks.runtime import Runtime, runtime_for
-from tasks.settings import Settings
-from tasks.validate import HELD, REASONS, Validation, validate
-from tasks.zones import (
+from tasks.ingest import contract
+from tasks.ingest import rules as rule_tables
+from tasks.ingest.conform import Conformed, NotASurveyTable, conform, score_header
+from tasks.ingest.features import add_features
+from tasks.ingest.identity import (
+    Deduplicated,
+    add_identity,
+    drop_duplicates,
+    identity_keys,
+    protect_identifiers,
+)
+from tasks.ingest.landing import read_raw
+from tasks.ingest.readers import RejectedFile, read_table
+from tasks.ingest.report import ImportReport, utc_iso
+from tasks.ingest.validate import HELD, REASONS, Validation, validate
+from tasks.ingest.zones import (
     PROCESSED_COLUMNS,
     QUARANTINE_COLUMNS,
     VALIDATED_COLUMNS,
@@ -42,6 +42,14 @@ from tasks.zones import (
     shape,
     write_parquet,
 )
+from tasks.model.predictions import score_households, summarise
+from tasks.model.registry import Champion
+from tasks.monitoring import drift
+from tasks.monitoring import thresholds as monitoring
+from tasks.platform.catalog import Ingestion
+from tasks.platform.retry import cpu_task, io_task, with_retry_policy
+from tasks.platform.settings import Settings
+from tasks.runtime import Runtime, runtime_for
 
 PIECE_BYTES = 128 * 1024 * 1024  # a large CSV is parsed and conformed ~128 MB at a time
 

@@ -9,15 +9,15 @@ from prefect import flow, get_run_logger
 
 from flows.hooks import alert_failure
 from flows.weekly import publish_report
-from tasks import audit
-from tasks.alerts import flush
-from tasks.archive import archive_old, purge_expired
-from tasks.monitoring import period_breaches
-from tasks.quality import quality_summary
-from tasks.retry import io_task
+from tasks.ingest.quality import quality_summary
+from tasks.monitoring.alerts import flush
+from tasks.monitoring.schedules import check_schedules
+from tasks.monitoring.thresholds import period_breaches
+from tasks.platform.retry import io_task
+from tasks.platform.settings import Settings
+from tasks.protection import audit
 from tasks.runtime import Runtime, runtime_for
-from tasks.schedules import check_schedules
-from tasks.settings import Settings
+from tasks.workflows.archive import archive_old, purge_expired
 
 
 @io_task

@@ -10,16 +10,16 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 from prefect.runtime import flow_run
 
-from tasks import contract
-from tasks.backfill import score_unscored
-from tasks.drift import reference_frame
-from tasks.evaluation import Evaluation, evaluate, is_holdout, model_card
-from tasks.lifecycle import MIN_TRAINING_ROWS, TriggerCheck, check_triggers, labelled_snapshot
-from tasks.model import VulnerabilityModel, design_matrix, source_features
-from tasks.registry import Registered
-from tasks.retry import cpu_task, io_task, with_retry_policy
+from tasks.ingest import contract
+from tasks.model.estimator import VulnerabilityModel, design_matrix, source_features
+from tasks.model.evaluation import Evaluation, evaluate, is_holdout, model_card
+from tasks.model.lifecycle import MIN_TRAINING_ROWS, TriggerCheck, check_triggers, labelled_snapshot
+from tasks.model.registry import Registered
+from tasks.monitoring.drift import reference_frame
+from tasks.platform.retry import cpu_task, io_task, with_retry_policy
+from tasks.platform.settings import Settings
 from tasks.runtime import Runtime, runtime_for
-from tasks.settings import Settings
+from tasks.workflows.backfill import score_unscored
 
 
 @io_task

@@ -7,7 +7,7 @@ import os
 
 from prefect.task_runners import ProcessPoolTaskRunner, TaskRunner, ThreadPoolTaskRunner
 
-from tasks.settings import Settings
+from tasks.platform.settings import Settings
 
 
 def partition_runner(settings: Settings) -> TaskRunner:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import httpx
 
-from tasks.settings import Settings
+from tasks.platform.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -126,8 +126,8 @@ def bring_up(stack: Stack, *, demo: bool, say: Callable[[str], None]) -> dict[st
         stack.run(str(BIN / "prefect"), "work-pool", "create", POOL, "--type", "process")
     stack.run(str(BIN / "prefect"), "--no-prompt", "deploy", "--all")
     stack.start(Service("worker", [str(BIN / "prefect"), "worker", "start", "--pool", POOL]))
+    from tasks.protection.users import ensure_first_engineer
     from tasks.runtime import runtime_for
-    from tasks.users import ensure_first_engineer
 
     password_file = stack.run_dir / "admin-password"
     password = ensure_first_engineer(runtime_for(stack.settings).catalog, password_file)

@@ -11,11 +11,11 @@ from prefect.artifacts import create_markdown_artifact
 from flows.hooks import alert_failure
 from flows.ingest import ingest_landed
 from flows.retrain import run_retrain
-from tasks import drift
-from tasks.quality import quality_markdown, quality_summary
-from tasks.retry import io_task
+from tasks.ingest.quality import quality_markdown, quality_summary
+from tasks.monitoring import drift
+from tasks.platform.retry import io_task
+from tasks.platform.settings import Settings
 from tasks.runtime import Runtime, runtime_for
-from tasks.settings import Settings
 
 
 @io_task

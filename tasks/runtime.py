@@ -8,14 +8,14 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from tasks.catalog import Catalog
-from tasks.cloud_storage import AzureStore, ReplicatedStore, S3Store
-from tasks.keystore import LiveKeys, key_store
-from tasks.protect import Keyring
-from tasks.readers import ReadCaps
-from tasks.registry import Champion, Registry, has_store
-from tasks.settings import Settings
-from tasks.storage import LocalStore, ObjectStore
+from tasks.ingest.readers import ReadCaps
+from tasks.model.registry import Champion, Registry, has_store
+from tasks.platform.catalog import Catalog
+from tasks.platform.cloud_storage import AzureStore, ReplicatedStore, S3Store
+from tasks.platform.settings import Settings
+from tasks.platform.storage import LocalStore, ObjectStore
+from tasks.protection.keystore import LiveKeys, key_store
+from tasks.protection.protect import Keyring
 
 
 class Runtime:

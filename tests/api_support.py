@@ -56,8 +56,8 @@ def uvicorn_server(env: dict[str, str], log: Path, timeout: float = 60) -> Itera
 
 def surveys(n: int, seed: int, *, derived: bool = True) -> list[dict[str, Any]]:
     """Valid synthetic surveys with exact source headers and unique instance ids."""
-    from tasks.contract import COLUMNS, Role
-    from tasks.generate import generate_households, to_source_frame
+    from tasks.ingest.contract import COLUMNS, Role
+    from tasks.ingest.generate import generate_households, to_source_frame
 
     rows = to_source_frame(generate_households(n, seed=seed).frame).to_dicts()
     if not derived:
@@ -68,7 +68,7 @@ def surveys(n: int, seed: int, *, derived: bool = True) -> list[dict[str, Any]]:
 
 def raw_sha256(rt: Any, ingestion_id: str) -> str:
     """sha256 of the plaintext bytes landed for an ingestion (decrypted from raw/)."""
-    from tasks.landing import read_raw
+    from tasks.ingest.landing import read_raw
 
     return hashlib.sha256(read_raw(rt, rt.catalog.get(ingestion_id))).hexdigest()
 

@@ -36,7 +36,7 @@ def rtv_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[object]
             monkeypatch.delenv(name)
     monkeypatch.setenv("RTV_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("RTV_KEY_FILE", str(tmp_path / "keys.json"))
-    from tasks.settings import Settings
+    from tasks.platform.settings import Settings
 
     yield Settings()
 
@@ -166,7 +166,7 @@ def s3_bucket(moto_endpoint: str) -> Callable[[str], object]:
     """Builds S3 stores over one test bucket, each under the folder it is given."""
     from prefect_aws import AwsClientParameters, AwsCredentials, S3Bucket
 
-    from tasks.cloud_storage import S3Store
+    from tasks.platform.cloud_storage import S3Store
 
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")  # moto takes any credentials
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
@@ -184,7 +184,7 @@ def azure_container(azurite_connection_string: str) -> Callable[[str], object]:
     from azure.storage.blob import BlobServiceClient
     from prefect_azure import AzureBlobStorageContainer, AzureBlobStorageCredentials
 
-    from tasks.cloud_storage import AzureStore
+    from tasks.platform.cloud_storage import AzureStore
 
     service = BlobServiceClient.from_connection_string(azurite_connection_string)
     if not service.get_container_client(CONTAINER).exists():
@@ -214,6 +214,6 @@ def use_storage(kind: str, request: pytest.FixtureRequest, monkeypatch: pytest.M
 def storage_backend(request: pytest.FixtureRequest, rtv_env: object, monkeypatch: pytest.MonkeyPatch) -> object:
     """Settings for local zones, S3 (moto) or Azure Blob (Azurite), each under a fresh folder: one run per kind."""
     use_storage(request.param, request, monkeypatch)
-    from tasks.settings import Settings
+    from tasks.platform.settings import Settings
 
     return Settings()

@@ -9,12 +9,12 @@ from typing import Any
 import pytest
 from smtp_support import Inbox, free_port, point_alerts_at, smtp_server
 
-from tasks.alerts import Alert, flow_failure, flush, notify
-from tasks.catalog.monitoring import alerts_sent
-from tasks.monitoring import check_ingestion
+from tasks.monitoring.alerts import Alert, flow_failure, flush, notify
+from tasks.monitoring.schedules import ScheduledRun, check_schedules
+from tasks.monitoring.thresholds import check_ingestion
+from tasks.platform.catalog.monitoring import alerts_sent
+from tasks.platform.settings import Settings
 from tasks.runtime import Runtime, runtime_for
-from tasks.schedules import ScheduledRun, check_schedules
-from tasks.settings import Settings
 
 NOW = datetime(2026, 11, 26, 8, 0, tzinfo=UTC)
 
@@ -125,9 +125,9 @@ def test_failed_and_late_scheduled_runs_are_mailed(inbox: Inbox, rt: Runtime) ->
 def test_drift_alert_names_the_features_and_figures(inbox: Inbox, rt: Runtime) -> None:
     import polars as pl
 
-    from tasks.drift import drift_alert
-    from tasks.drift_stats import detect, reference_profile
-    from tasks.generate import generate_households
+    from tasks.ingest.generate import generate_households
+    from tasks.monitoring.drift import drift_alert
+    from tasks.monitoring.drift_stats import detect, reference_profile
 
     frame = generate_households(1200, seed=4).frame
     result = detect(reference_profile(frame, "3"), generate_households(500, seed=5).frame.with_columns(
@@ -169,7 +169,7 @@ def test_scheduled_runs_are_read_from_the_prefect_api(rtv_env: Settings) -> None
     from prefect.client.schemas.schedules import CronSchedule
     from prefect.states import Completed, Failed, Scheduled
 
-    from tasks.schedules import run_breaches, scheduled_runs
+    from tasks.monitoring.schedules import run_breaches, scheduled_runs
 
     now = datetime.now(UTC)
     cron = CronSchedule(cron="0 1 * * *", timezone="Africa/Kampala")
@@ -193,7 +193,7 @@ def test_scheduled_runs_are_read_from_the_prefect_api(rtv_env: Settings) -> None
 @pytest.mark.usefixtures("prefect_server")
 def test_the_real_file_breaches_no_threshold_and_sends_no_mail(inbox: Inbox, real_csv: Any) -> None:
     from flows.ingest import ingest
-    from tasks.landing import land
+    from tasks.ingest.landing import land
 
     rt = runtime_for(Settings())
     report = ingest(land(rt, real_csv, source_name="real", door="cli").ingestion_id)

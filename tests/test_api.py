@@ -51,9 +51,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     from prefect.settings import PREFECT_API_URL
 
     from flows.ingest import ingest, ingest_landed
+    from tasks.platform.settings import Settings
+    from tasks.protection.users import add_user
     from tasks.runtime import runtime_for
-    from tasks.settings import Settings
-    from tasks.users import add_user
 
     folder = tmp_path_factory.mktemp("api")
     env = base_env(folder, LIMITS) | {"PREFECT_API_URL": PREFECT_API_URL.value()}
@@ -129,9 +129,9 @@ def test_health_ready_and_docs(stack: dict[str, Any]) -> None:
 
 
 def test_readiness_reports_a_dead_dependency(tmp_path: Path) -> None:
-    from tasks.readiness import check_prefect, check_readiness
+    from tasks.monitoring.readiness import check_prefect, check_readiness
+    from tasks.platform.settings import Settings
     from tasks.runtime import Runtime
-    from tasks.settings import Settings
 
     dead = check_prefect("http://127.0.0.1:9/api")  # the discard port: nothing listens
     assert dead.ok is False and dead.message.startswith("Prefect API unreachable")
@@ -185,8 +185,8 @@ def test_tokens_are_short_lived_and_checked(stack: dict[str, Any]) -> None:
 
 
 def test_survey_accept_replay_conflict_and_edit_chain(stack: dict[str, Any]) -> None:
-    from tasks.landing import read_raw
-    from tasks.submissions import versions_of
+    from tasks.ingest.landing import read_raw
+    from tasks.ingest.submissions import versions_of
 
     officer, rt = stack["clients"]["officer1"], stack["rt"]
     first, other = surveys(2, seed=11)
@@ -238,8 +238,8 @@ async def _post_all(url: str, token: str, bodies: list[dict[str, Any]], *,
 
 
 def test_concurrent_posts_of_one_instance_id_give_one_202(stack: dict[str, Any]) -> None:
-    from tasks.landing import read_raw
-    from tasks.submissions import versions_of
+    from tasks.ingest.landing import read_raw
+    from tasks.ingest.submissions import versions_of
 
     officer, rt = stack["clients"]["officer2"], stack["rt"]
     first, second, *distinct = surveys(10, seed=31)
@@ -272,9 +272,9 @@ def test_a_failing_survey_does_not_fail_its_group(stack: dict[str, Any], monkeyp
 
     import api.intake
     from api.app import create_app
-    from tasks.audit import events
-    from tasks.settings import Settings
-    from tasks.submissions import versions_of
+    from tasks.ingest.submissions import versions_of
+    from tasks.platform.settings import Settings
+    from tasks.protection.audit import events
 
     rt, real_seal, real_record = stack["rt"], api.intake.seal, api.intake.record_group
     gate = threading.Event()
@@ -319,7 +319,7 @@ def test_a_failing_survey_does_not_fail_its_group(stack: dict[str, Any], monkeyp
         def record_group(*args: Any, **kwargs: Any) -> None:
             calls.append(len(kwargs["submissions"]))
             if len(calls) == 1:
-                from tasks.submissions import SubmissionRace
+                from tasks.ingest.submissions import SubmissionRace
 
                 raise SubmissionRace("simulated")
             real_record(*args, **kwargs)
@@ -350,7 +350,7 @@ def test_roles_and_own_ingestions(stack: dict[str, Any]) -> None:
     assert clients["engineer1"].get(f"/api/v1/status/{ingestion_id}").status_code == 200
     assert clients["engineer1"].get("/api/v1/status/../../etc/passwd").status_code == 404
     assert clients["engineer1"].get("/api/v1/status/ing-20260101-000000-0123456789").status_code == 404
-    from tasks.audit import events
+    from tasks.protection.audit import events
 
     denied = events(stack["rt"].catalog, action="denied")
     assert {"officer2", "manager1"} <= {e.actor for e in denied}
@@ -397,8 +397,8 @@ def test_status_follows_the_prefect_flow_run(stack: dict[str, Any]) -> None:
 
 
 def test_sync_batch_partial_acceptance_and_idempotency(stack: dict[str, Any]) -> None:
-    from tasks.landing import read_raw
-    from tasks.submissions import count
+    from tasks.ingest.landing import read_raw
+    from tasks.ingest.submissions import count
 
     officer, rt = stack["clients"]["officer1"], stack["rt"]
     earlier, *fresh = surveys(5, seed=14)
@@ -463,9 +463,9 @@ def test_file_upload_replay_and_processing(stack: dict[str, Any]) -> None:
 
 def test_completed_status_has_a_predictions_summary(stack: dict[str, Any], caplog: pytest.LogCaptureFixture) -> None:
     from flows.ingest import ingest
-    from tasks.evaluation import evaluate
-    from tasks.features import add_features
-    from tasks.generate import generate_households
+    from tasks.ingest.features import add_features
+    from tasks.ingest.generate import generate_households
+    from tasks.model.evaluation import evaluate
 
     officer, rt, anon = stack["clients"]["officer1"], stack["rt"], stack["anon"]
     # a real champion in the MLflow registry; few, small trees keep the test quick (quality is not the point)
@@ -508,7 +508,7 @@ def _zip_bomb() -> bytes:
 
 def test_hostile_uploads_never_5xx_and_keep_their_bytes(stack: dict[str, Any]) -> None:
     from flows.ingest import ingest
-    from tasks.zones import read_zone
+    from tasks.ingest.zones import read_zone
 
     officer, rt = stack["clients"]["officer1"], stack["rt"]
     rows = surveys(5, seed=16)

@@ -10,7 +10,7 @@ import psycopg
 import pytest
 from sqlalchemy import inspect
 
-from tasks.catalog import Catalog, DuplicateFile
+from tasks.platform.catalog import Catalog, DuplicateFile
 
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 
@@ -103,8 +103,8 @@ def test_audit_log_is_append_only(catalog: Catalog) -> None:
     from sqlalchemy import delete, update
     from sqlalchemy.exc import DBAPIError
 
-    from tasks import audit
-    from tasks.catalog.models import AuditEvent
+    from tasks.platform.catalog.models import AuditEvent
+    from tasks.protection import audit
 
     audit.record(catalog, "clerk-1", "exported", "households", {"rows": 12})
     for change in (update(AuditEvent).values(actor="someone-else"), delete(AuditEvent)):

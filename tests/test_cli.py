@@ -13,7 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from flows.cli import app
-from tasks.settings import Settings
+from tasks.platform.settings import Settings
 
 REPORT_KEYS = {"ingestion_id", "status", "source", "sha256", "rows_received", "rows_accepted", "rows_quarantined",
                "rows_duplicate", "fixes", "quarantine_reasons", "zones", "data_docs", "duration_s"}
@@ -63,9 +63,9 @@ def test_console_script_is_installed() -> None:
 
 
 def test_users_add_reads_the_password_from_stdin_and_users_list_shows_roles(rtv_env: Settings) -> None:
-    from tasks.audit import events
+    from tasks.protection.audit import events
+    from tasks.protection.users import authenticate
     from tasks.runtime import runtime_for
-    from tasks.users import authenticate
 
     password = "a-long-field-password"
     added = CliRunner().invoke(app, ["users", "add", "amina", "--role", "field_officer", "--password-stdin"],

@@ -13,8 +13,8 @@ from uuid import uuid4
 import pytest
 from conftest import BUCKET, CONTAINER, use_storage
 
-from tasks.cloud_storage import AzureStore, ReplicatedStore, S3Store
-from tasks.storage import LocalStore, ObjectExists, ObjectStore
+from tasks.platform.cloud_storage import AzureStore, ReplicatedStore, S3Store
+from tasks.platform.storage import LocalStore, ObjectExists, ObjectStore
 
 MB = 1024 * 1024
 COUNTS = ("rows_received", "rows_accepted", "rows_quarantined", "rows_duplicate")
@@ -202,8 +202,8 @@ def test_replicated_store_writes_both_and_reads_the_backup(primary: str, backup:
 @pytest.mark.parametrize("kind", ["s3", "azure"])
 def test_runtime_builds_the_store_and_a_saved_block_wins(kind: str, request: pytest.FixtureRequest,
                                                          rtv_env: object, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tasks.platform.settings import Settings
     from tasks.runtime import runtime_for
-    from tasks.settings import Settings
 
     folder = f"block-{uuid4().hex[:12]}"
     name = f"rtv-test-{kind}-{uuid4().hex[:8]}"
@@ -227,8 +227,8 @@ def test_runtime_builds_the_store_and_a_saved_block_wins(kind: str, request: pyt
 
 
 def test_backup_must_be_another_store(rtv_env: object, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tasks.platform.settings import Settings
     from tasks.runtime import runtime_for
-    from tasks.settings import Settings
 
     monkeypatch.setenv("RTV_BACKUP_STORAGE", "local")
     with pytest.raises(ValueError, match="different store"):
@@ -240,9 +240,9 @@ def test_backup_must_be_another_store(rtv_env: object, monkeypatch: pytest.Monke
 
 def _ingest(path: Path) -> tuple[dict[str, Any], ObjectStore]:
     from flows.ingest import ingest
-    from tasks.landing import land
+    from tasks.ingest.landing import land
+    from tasks.platform.settings import Settings
     from tasks.runtime import runtime_for
-    from tasks.settings import Settings
 
     rt = runtime_for(Settings())
     landed = land(rt, path, source_name="cloud-test", door="cli", filename=path.name)
@@ -254,7 +254,7 @@ def _ingest(path: Path) -> tuple[dict[str, Any], ObjectStore]:
 @pytest.mark.parametrize("kind", ["s3", "azure"])
 def test_ingest_on_cloud_storage_matches_local(kind: str, request: pytest.FixtureRequest, rtv_env: object,
                                                tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from tasks.generate import generate_households, write_households
+    from tasks.ingest.generate import generate_households, write_households
 
     path = write_households(generate_households(300, seed=11, bad_rate=0.1).frame, tmp_path / "households.csv")
     local, _ = _ingest(path)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import polars as pl
 import pytest
 
-from tasks import contract
-from tasks.conform import NotASurveyTable, conform, map_headers, resolve_header
-from tasks.generate import generate_households, to_source_frame
+from tasks.ingest import contract
+from tasks.ingest.conform import NotASurveyTable, conform, map_headers, resolve_header
+from tasks.ingest.generate import generate_households, to_source_frame
 
 
 @pytest.fixture(scope="module")

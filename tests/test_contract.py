@@ -9,8 +9,8 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from tasks import contract
-from tasks.contract import Role
+from tasks.ingest import contract
+from tasks.ingest.contract import Role
 
 
 def test_contract_lists_the_75_source_columns_in_file_order(real_csv: Path) -> None:

@@ -20,11 +20,11 @@ import pytest
 
 from dashboard.browser import browser_page, metrics, open_page, sign_in, wait_idle
 from flows.stack import BIN, POOL, Service, Stack
-from tasks.review import held_rows
+from tasks.ingest.zones import read_zone
+from tasks.platform.settings import Settings
+from tasks.protection.users import add_user
 from tasks.runtime import runtime_for
-from tasks.settings import Settings
-from tasks.users import add_user
-from tasks.zones import read_zone
+from tasks.workflows.review import held_rows
 
 pytestmark = pytest.mark.slow
 MANAGER, PASSWORD = "clerk-manager", "e2e-manager-password"

@@ -23,16 +23,16 @@ from threadpoolctl import threadpool_limits
 from dashboard import cube, data, exports, prefect_view, rows, zones
 from flows.ingest import ingest
 from flows.retrain import retrain
-from tasks import audit
-from tasks.contract import VULNERABLE_STATUSES
-from tasks.evaluation import evaluate
-from tasks.generate import generate_households, write_households
-from tasks.landing import land
-from tasks.review import held_rows
+from tasks.ingest.contract import VULNERABLE_STATUSES
+from tasks.ingest.generate import generate_households, write_households
+from tasks.ingest.landing import land
+from tasks.ingest.zones import read_zone
+from tasks.model.evaluation import evaluate
+from tasks.platform.settings import Settings
+from tasks.protection import audit
+from tasks.protection.users import add_user
 from tasks.runtime import runtime_for
-from tasks.settings import Settings
-from tasks.users import add_user
-from tasks.zones import read_zone
+from tasks.workflows.review import held_rows
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 
@@ -40,7 +40,7 @@ APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
 PAGES = ("overview", "pipeline_runs", "data_quality", "review_queue", "model", "households", "upload")
 PASSWORDS = {"eng": "engineer-password", "mgr": "manager-password", "officer": "officer-password"}
 ROLES = {"eng": "engineer", "mgr": "manager", "officer": "field_officer"}
-MASKED = r"^(KAN|MIT|RUK|RUB)-[•-]+$"  # tasks.protect.mask_id: the district prefix, then only the shape
+MASKED = r"^(KAN|MIT|RUK|RUB)-[•-]+$"  # tasks.protection.protect.mask_id: the district prefix, then only the shape
 
 
 def _point_env(mp: pytest.MonkeyPatch, data_dir: Path, key_file: Path) -> None:
@@ -238,8 +238,8 @@ def test_pipeline_runs_with_data(with_data: dict[str, Any]) -> None:
     assert set(row["state"]) == {"Completed"}
     assert row["link"].iloc[0].startswith("http://127.0.0.1:4200/runs/flow-run/")
     assert "Open the Prefect UI" in [b.proto.label for b in at.get("link_button")]
-    # the health panel comes first: the same score tasks.health computes, its band, one metric per component
-    from tasks.health import WEIGHTS, health_report
+    # the health panel comes first: the same score tasks.monitoring.health computes, its band, one metric per component
+    from tasks.monitoring.health import WEIGHTS, health_report
 
     report = health_report(runtime_for(Settings()))
     assert shown_health(at) == (f"{report.score:.0f} / 100", report.band)
@@ -269,7 +269,7 @@ def test_data_quality_with_data(with_data: dict[str, Any]) -> None:
     accepted = clean["rows_accepted"] + messy["rows_accepted"]
     assert shown["Pass rate"] == f"{accepted / (accepted + messy['rows_quarantined']):.1%}"
     # the messy ingest ran after the champion existed, so the ingest flow stored its drift
-    from tasks.drift import latest_drift
+    from tasks.monitoring.drift import latest_drift
 
     [check] = latest_drift(runtime_for(Settings()).catalog)
     assert check["ingestion_id"] == messy["ingestion_id"]

@@ -20,7 +20,7 @@ import psutil
 import psycopg
 import pytest
 
-from tasks.generate import generate_households, write_households
+from tasks.ingest.generate import generate_households, write_households
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -96,8 +96,8 @@ def in_process(env: dict[str, str], code: str) -> Any:
 LAND_AND_TRIGGER = """
 import json, pathlib
 from tasks.runtime import runtime_for
-from tasks.settings import Settings
-from tasks.landing import land
+from tasks.platform.settings import Settings
+from tasks.ingest.landing import land
 from flows.dispatch import trigger_ingest
 rt = runtime_for(Settings())
 landed = land(rt, pathlib.Path({path!r}), source_name="deploy-test", door="upload")
@@ -107,7 +107,7 @@ print(json.dumps({{"ingestion_id": landed.ingestion_id, "flow_run_id": trigger_i
 CATALOG_STATE = """
 import json
 from tasks.runtime import runtime_for
-from tasks.settings import Settings
+from tasks.platform.settings import Settings
 i = runtime_for(Settings()).catalog.get({ingestion_id!r})
 print(json.dumps({{"status": i.status, "rows": [i.rows_received, i.rows_accepted, i.rows_quarantined, i.rows_duplicate]}}))
 """
@@ -210,7 +210,7 @@ def test_killed_worker_then_rerun_matches_a_clean_run(server: dict[str, str], tm
     identities = in_process(env, """
 import json
 from tasks.runtime import runtime_for
-from tasks.settings import Settings
+from tasks.platform.settings import Settings
 print(json.dumps(runtime_for(Settings()).catalog.count_identities()))
 """)
     assert identities == report["rows_accepted"] + report["rows_quarantined"]

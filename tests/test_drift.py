@@ -13,10 +13,10 @@ from smtp_support import point_alerts_at, smtp_server
 from typer.testing import CliRunner
 
 from flows.cli import app
-from tasks.conform import conform, score_header
-from tasks.drift_metrics import holm
-from tasks.drift_stats import CALIBRATION, detect, reference_profile
-from tasks.readers import ReadCaps, read_table
+from tasks.ingest.conform import conform, score_header
+from tasks.ingest.readers import ReadCaps, read_table
+from tasks.monitoring.drift_metrics import holm
+from tasks.monitoring.drift_stats import CALIBRATION, detect, reference_profile
 
 RUNS, ROWS = 100, 500  # the acceptance: 100 batches the size of a typical upload
 
@@ -87,10 +87,10 @@ def test_holm_adjusts_step_down() -> None:
 
 def _ingest(tmp_path: Path, name: str, frame: pl.DataFrame) -> str:
     from flows.ingest import ingest
-    from tasks.generate import write_households
-    from tasks.landing import land
+    from tasks.ingest.generate import write_households
+    from tasks.ingest.landing import land
+    from tasks.platform.settings import Settings
     from tasks.runtime import runtime_for
-    from tasks.settings import Settings
 
     path = tmp_path / f"{name}.csv"
     write_households(frame, path)
@@ -101,11 +101,11 @@ def _ingest(tmp_path: Path, name: str, frame: pl.DataFrame) -> str:
 def test_ingestions_are_checked_against_the_champion_and_drift_fires_retrain(
         rtv_env: object, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from flows.retrain import retrain
-    from tasks import drift
-    from tasks.generate import generate_households
-    from tasks.lifecycle import check_triggers
+    from tasks.ingest.generate import generate_households
+    from tasks.model.lifecycle import check_triggers
+    from tasks.monitoring import drift
+    from tasks.platform.settings import Settings
     from tasks.runtime import runtime_for
-    from tasks.settings import Settings
 
     with smtp_server() as (port, inbox):
         point_alerts_at(monkeypatch, port)

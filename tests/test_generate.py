@@ -11,8 +11,8 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from tasks import contract as c
-from tasks.generate import (
+from tasks.ingest import contract as c
+from tasks.ingest.generate import (
     FAULT_KINDS,
     FIXABLE_FAULTS,
     FORMATS,
@@ -20,7 +20,7 @@ from tasks.generate import (
     generate_households,
     to_source_frame,
 )
-from tasks.generate import write_households as write
+from tasks.ingest.generate import write_households as write
 
 OPS = {"==": operator.eq, ">=": operator.ge, ">": operator.gt, "<=": operator.le, "<": operator.lt}
 

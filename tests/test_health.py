@@ -9,9 +9,9 @@ import pytest
 from typer.testing import CliRunner
 
 from flows.cli import app
-from tasks.health import WEIGHTS, band, health_report
+from tasks.monitoring.health import WEIGHTS, band, health_report
+from tasks.platform.settings import Settings
 from tasks.runtime import Runtime
-from tasks.settings import Settings
 
 
 def _ingestion(rt: Runtime, n: int, status: str, quarantined: int = 0) -> None:

@@ -14,11 +14,11 @@ from typer.testing import CliRunner
 
 from flows.cli import app
 from flows.ingest import ingest
-from tasks.landing import land
-from tasks.protect import pseudonym
+from tasks.ingest.landing import land
+from tasks.ingest.zones import read_zone, report_key
+from tasks.platform.settings import Settings
+from tasks.protection.protect import pseudonym
 from tasks.runtime import runtime_for
-from tasks.settings import Settings
-from tasks.zones import read_zone, report_key
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 COUNTS = ("rows_received", "rows_accepted", "rows_quarantined", "rows_duplicate")

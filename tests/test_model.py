@@ -6,11 +6,17 @@ import numpy as np
 import polars as pl
 import pytest
 
-from tasks import contract
-from tasks.features import add_features
-from tasks.generate import generate_households
-from tasks.model import CATEGORIES, VulnerabilityModel, design_matrix, input_columns, source_features
-from tasks.predictions import RISK_BANDS, risk_band, score_households
+from tasks.ingest import contract
+from tasks.ingest.features import add_features
+from tasks.ingest.generate import generate_households
+from tasks.model.estimator import (
+    CATEGORIES,
+    VulnerabilityModel,
+    design_matrix,
+    input_columns,
+    source_features,
+)
+from tasks.model.predictions import RISK_BANDS, risk_band, score_households
 
 # Every money column the target is summed from, every total and per-day figure, and the vegetable, crop,
 # agricultural and livestock incomes and values: none may feed the model.

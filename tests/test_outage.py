@@ -35,10 +35,10 @@ def s3_behind_proxy(rtv_env: object, s3_bucket: object, moto_endpoint: str,
 
 
 def _landed(tmp_path: Path, rows: int = 400) -> tuple[Any, str, Path]:
-    from tasks.generate import generate_households, write_households
-    from tasks.landing import land
+    from tasks.ingest.generate import generate_households, write_households
+    from tasks.ingest.landing import land
+    from tasks.platform.settings import Settings
     from tasks.runtime import runtime_for
-    from tasks.settings import Settings
 
     path = write_households(generate_households(rows, seed=21, bad_rate=0.05).frame, tmp_path / "households.csv")
     rt = runtime_for(Settings())
@@ -94,7 +94,7 @@ def test_an_outage_past_the_retry_budget_fails_keeps_raw_and_reruns(s3_behind_pr
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     from flows.cli import app
     from flows.ingest import ingest
-    from tasks.protect import decrypt_stream
+    from tasks.protection.protect import decrypt_stream
 
     monkeypatch.setenv("RTV_TASK_RETRIES", "1")
     monkeypatch.setenv("RTV_RETRY_BACKOFF_SECONDS", "0.5")

@@ -11,8 +11,8 @@ import polars as pl
 import pytest
 from cryptography.fernet import Fernet
 
-from tasks import protect
-from tasks.protect import Keyring, ProtectionError
+from tasks.protection import protect
+from tasks.protection.protect import Keyring, ProtectionError
 
 
 def test_pseudonym_is_keyed_stable_and_case_insensitive() -> None:

@@ -15,8 +15,8 @@ import polars as pl
 import pytest
 import xlsxwriter
 
-from tasks import readers
-from tasks.readers import ReadCaps, RejectedFile, dedupe_headers, read_table, sniff_format
+from tasks.ingest import readers
+from tasks.ingest.readers import ReadCaps, RejectedFile, dedupe_headers, read_table, sniff_format
 
 NULLS = {"organic_pesticide_expenditure": 3214, "Loan_from": 3034, "food_banana_wilt_diseases": 1348,
          "AgricultureLand": 63, "business_number": 25}

@@ -14,16 +14,16 @@ from typer.testing import CliRunner
 from flows.cli import app
 from flows.ingest import ingest
 from flows.retrain import retrain
-from tasks import contract
-from tasks.evaluation import evaluate
-from tasks.features import add_features
-from tasks.generate import generate_households, write_households
-from tasks.landing import land
-from tasks.lifecycle import check_triggers
-from tasks.registry import CHALLENGER, CHAMPION, PREVIOUS
+from tasks.ingest import contract
+from tasks.ingest.features import add_features
+from tasks.ingest.generate import generate_households, write_households
+from tasks.ingest.landing import land
+from tasks.ingest.zones import read_zone
+from tasks.model.evaluation import evaluate
+from tasks.model.lifecycle import check_triggers
+from tasks.model.registry import CHALLENGER, CHAMPION, PREVIOUS
+from tasks.platform.settings import Settings
 from tasks.runtime import runtime_for
-from tasks.settings import Settings
-from tasks.zones import read_zone
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 

@@ -8,8 +8,8 @@ import pytest
 from prefect import flow
 from prefect.tasks import exponential_backoff
 
-from tasks.readers import RejectedFile
-from tasks.retry import IO_JITTER, IO_RETRIES, _never_retry_bad_input, io_task
+from tasks.ingest.readers import RejectedFile
+from tasks.platform.retry import IO_JITTER, IO_RETRIES, _never_retry_bad_input, io_task
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 BASE = 0.2

@@ -9,12 +9,12 @@ import pytest
 
 from flows.ingest import ingest
 from flows.retrain import retrain
-from tasks.generate import generate_households, write_households
-from tasks.landing import land
-from tasks.lifecycle import processed_rows
-from tasks.review import ReviewError, approve, held_rows, reject
+from tasks.ingest.generate import generate_households, write_households
+from tasks.ingest.landing import land
+from tasks.model.lifecycle import processed_rows
+from tasks.platform.settings import Settings
 from tasks.runtime import runtime_for
-from tasks.settings import Settings
+from tasks.workflows.review import ReviewError, approve, held_rows, reject
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 

@@ -12,18 +12,18 @@ import pytest
 from typer.testing import CliRunner
 
 from flows.cli import app
-from tasks.identity import ENCRYPTED, PII_KEY
-from tasks.protect import Keyring, ProtectionError, decrypt_stream, open_values
+from tasks.ingest.identity import ENCRYPTED, PII_KEY
+from tasks.platform.settings import Settings
+from tasks.protection.protect import Keyring, ProtectionError, decrypt_stream, open_values
 from tasks.runtime import Runtime, runtime_for
-from tasks.settings import Settings
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 
 
 def _ingest_generated(tmp_path: Path, rows: int = 200, seed: int = 5) -> tuple[Runtime, str, Path]:
     from flows.ingest import ingest
-    from tasks.generate import generate_households, write_households
-    from tasks.landing import land
+    from tasks.ingest.generate import generate_households, write_households
+    from tasks.ingest.landing import land
 
     path = write_households(generate_households(rows, seed=seed, bad_rate=0.1).frame, tmp_path / f"hh-{seed}.csv")
     rt = runtime_for(Settings())
@@ -110,7 +110,7 @@ def test_tampered_tokens_and_raw_bytes_are_rejected(rtv_env: Settings, tmp_path:
 
 def test_an_interrupted_rotation_resumes_and_completes(rtv_env: Settings, tmp_path: Path,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    import tasks.rotation as rotation
+    import tasks.workflows.rotation as rotation
 
     rt, ingestion_id, _ = _ingest_generated(tmp_path, seed=6)
     _ingest_generated(tmp_path, seed=7)
@@ -202,7 +202,7 @@ def test_keys_init_writes_a_private_key_file_once(rtv_env: Settings) -> None:
 
 
 def test_audit_command_filters_by_date_and_explains_bad_input(rtv_env: Settings) -> None:
-    from tasks import audit
+    from tasks.protection import audit
 
     audit.record(runtime_for(rtv_env).catalog, "clerk-2", "exported", "households", {"rows": 3})
     listed = CliRunner().invoke(app, ["audit", "--since", "2020-01-01", "--json"])

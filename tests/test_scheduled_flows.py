@@ -12,12 +12,12 @@ from flows.cli import app
 from flows.ingest import ingest, ingest_landed
 from flows.maintenance import daily_quality
 from flows.weekly import weekly_etl
-from tasks.archive import archive_old
-from tasks.generate import generate_households, write_households
-from tasks.landing import land
-from tasks.lifecycle import processed_rows
+from tasks.ingest.generate import generate_households, write_households
+from tasks.ingest.landing import land
+from tasks.model.lifecycle import processed_rows
+from tasks.platform.settings import Settings
 from tasks.runtime import runtime_for
-from tasks.settings import Settings
+from tasks.workflows.archive import archive_old
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 
@@ -79,7 +79,7 @@ def test_archive_moves_old_objects_and_loses_nothing(rtv_env: Settings, tmp_path
 
 def test_archive_then_retention_purge_on_every_backend(storage_backend: Settings, tmp_path: Path,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    from tasks.archive import purge_expired
+    from tasks.workflows.archive import purge_expired
 
     rt = runtime_for(storage_backend)
     report = ingest(landed_file(tmp_path, 300, 97, bad_rate=0.05))
@@ -109,7 +109,7 @@ def test_archive_then_retention_purge_on_every_backend(storage_backend: Settings
 def test_weekly_archive_flow_purges_only_with_a_retention_setting(rtv_env: Settings, tmp_path: Path,
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     from flows.maintenance import weekly_archive
-    from tasks import audit
+    from tasks.protection import audit
 
     ingest(landed_file(tmp_path, 100, 98))
     assert "purged" not in weekly_archive()

@@ -9,9 +9,9 @@ import pytest
 
 import flows
 import tasks
-from tasks import contract
-from tasks.features import FEATURES, model_safe_features
-from tasks.rules import build_rules
+from tasks.ingest import contract
+from tasks.ingest.features import FEATURES, model_safe_features
+from tasks.ingest.rules import build_rules
 
 
 def _modules(package: object) -> list[str]:
@@ -45,7 +45,7 @@ def test_model_safe_features_never_read_the_target() -> None:
 def test_readme_configuration_table_matches_settings() -> None:
     from pathlib import Path
 
-    from tasks.settings import settings_table
+    from tasks.platform.settings import settings_table
 
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    assert settings_table() in readme, "README's settings table is stale: paste `python -m tasks.settings`"
+    assert settings_table() in readme, "README's settings table is stale: paste `python -m tasks.platform.settings`"

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tasks.storage import LocalStore, ObjectExists
+from tasks.platform.storage import LocalStore, ObjectExists
 
 
 def test_put_get_list_and_no_clobber(tmp_path: Path) -> None:

@@ -8,11 +8,11 @@ import polars as pl
 import pytest
 
 from flows.ingest import ingest
-from tasks.generate import generate_households, write_households
-from tasks.landing import land
+from tasks.ingest.generate import generate_households, write_households
+from tasks.ingest.landing import land
+from tasks.ingest.zones import read_zone
+from tasks.platform.settings import Settings
 from tasks.runtime import runtime_for
-from tasks.settings import Settings
-from tasks.zones import read_zone
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 RANDOM_PER_RUN = ("ingestion_id", "pii_key", "household_id_enc", "officer_id_enc", "device_id_enc")

@@ -8,13 +8,13 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from tasks.conform import conform, score_header
-from tasks.generate import FAULT_KINDS, generate_households, to_source_frame
-from tasks.identity import add_identity, drop_duplicates, protect_identifiers
-from tasks.protect import Keyring
-from tasks.readers import read_table
-from tasks.rules import build_rules
-from tasks.validate import REASONS, Validation, ValidationMismatch, _cross_check, validate
+from tasks.ingest.conform import conform, score_header
+from tasks.ingest.generate import FAULT_KINDS, generate_households, to_source_frame
+from tasks.ingest.identity import add_identity, drop_duplicates, protect_identifiers
+from tasks.ingest.readers import read_table
+from tasks.ingest.rules import build_rules
+from tasks.ingest.validate import REASONS, Validation, ValidationMismatch, _cross_check, validate
+from tasks.protection.protect import Keyring
 
 RULES = build_rules(max_rows=2_000_000, completeness_threshold=0.95, distribution_min_rows=100)
 KEYS = Keyring.generate()
@@ -117,7 +117,7 @@ def test_exact_repeats_within_a_batch_are_duplicates_not_quarantine() -> None:
 
 
 def test_engines_disagreeing_is_an_error() -> None:
-    from tasks.expectations import SuiteResult
+    from tasks.ingest.expectations import SuiteResult
 
     with pytest.raises(ValidationMismatch, match="household_size.range: masks 2, GX 1"):
         _cross_check({"household_size.range": 2}, SuiteResult(unexpected={"household_size.range": 1}))

@@ -9,8 +9,8 @@ from starlette.concurrency import run_in_threadpool
 
 from api.auth import UNAUTHORIZED
 from api.models import Refused, Token
-from tasks import audit
-from tasks.users import authenticate
+from tasks.protection import audit
+from tasks.protection.users import authenticate
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
 

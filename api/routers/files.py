@@ -22,9 +22,9 @@ from api.auth import Principal, Submitter
 from api.limits import capped_stream
 from api.models import FileAccepted, FileInfo, Refused
 from api.routers.surveys import status_url
-from tasks import audit
-from tasks.landing import EmptyUpload, TooLarge, land
-from tasks.readers import RejectedFile, sniff_format
+from tasks.ingest.landing import EmptyUpload, TooLarge, land
+from tasks.ingest.readers import RejectedFile, sniff_format
+from tasks.protection import audit
 
 router = APIRouter(prefix="/api/v1", tags=["files"])
 MULTIPART_SLACK = 64 * 1024  # boundaries and part headers around the file

@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from api.models import ComponentCheck, Ready
-from tasks.readiness import Check, check_readiness
+from tasks.monitoring.readiness import Check, check_readiness
 
 router = APIRouter(tags=["health"])
 READY_CACHE_SECONDS = 5.0  # a load balancer probing every second must not hammer the catalog and Prefect
@@ -23,7 +23,7 @@ async def health() -> dict[str, str]:
 
 
 def checks(api: Any) -> dict[str, Check]:
-    """tasks.readiness for this process, plus whether its last hand-off to Prefect succeeded."""
+    """tasks.monitoring.readiness for this process, plus whether its last hand-off to Prefect succeeded."""
     found = check_readiness(api.rt)
     if found["prefect_api"].ok and api.dispatcher.last_error is not None:
         found["prefect_api"] = Check(False, f"the last ingest trigger failed ({api.dispatcher.last_error})")

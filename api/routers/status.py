@@ -10,8 +10,8 @@ from starlette.concurrency import run_in_threadpool
 
 from api.auth import SignedIn, deny
 from api.models import Refused, Status
-from tasks.report import utc_iso
-from tasks.users import Action, can
+from tasks.ingest.report import utc_iso
+from tasks.protection.users import Action, can
 
 router = APIRouter(prefix="/api/v1", tags=["status"])
 INGESTION_ID = re.compile(r"^ing-\d{8}-\d{6}-[0-9a-f]{10}$")

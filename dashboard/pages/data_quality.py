@@ -7,7 +7,7 @@ import streamlit as st
 import streamlit.components.v1 as components
 
 from dashboard import auth, charts, data, data_docs, labels
-from tasks.users import Action
+from tasks.protection.users import Action
 
 auth.require(Action.READ_ALL)
 st.title("Data quality")

@@ -8,7 +8,7 @@ import polars as pl
 import streamlit as st
 
 from dashboard import auth, charts, labels, model_view, prefect_view
-from tasks.users import Action
+from tasks.protection.users import Action
 
 auth.require(Action.READ_ALL)
 st.title("Model")

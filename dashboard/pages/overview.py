@@ -6,8 +6,8 @@ import polars as pl
 import streamlit as st
 
 from dashboard import auth, charts, cube, labels, zones
-from tasks.contract import PROGRESS_STATUSES
-from tasks.users import Action
+from tasks.ingest.contract import PROGRESS_STATUSES
+from tasks.protection.users import Action
 
 auth.require(Action.READ_ALL)
 st.title("Overview")

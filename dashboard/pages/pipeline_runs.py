@@ -7,7 +7,7 @@ import streamlit as st
 
 from dashboard import auth, data, prefect_view
 from dashboard.health_panel import show_health
-from tasks.users import Action
+from tasks.protection.users import Action
 
 auth.require(Action.READ_ALL)
 st.title("Pipeline runs")

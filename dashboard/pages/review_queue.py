@@ -6,10 +6,10 @@ import polars as pl
 import streamlit as st
 
 from dashboard import auth, data, labels, rows
-from tasks.contract import PII_COLUMNS
-from tasks.review import ReviewError, approve, reject
-from tasks.users import Action
-from tasks.validate import REASONS
+from tasks.ingest.contract import PII_COLUMNS
+from tasks.ingest.validate import REASONS
+from tasks.protection.users import Action
+from tasks.workflows.review import ReviewError, approve, reject
 
 auth.require(Action.REVIEW)
 st.title("Review queue")

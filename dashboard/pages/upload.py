@@ -7,9 +7,9 @@ import re
 import streamlit as st
 
 from dashboard import auth, data, importing
-from tasks.landing import EmptyUpload, TooLarge
-from tasks.report import ImportReport
-from tasks.users import Action
+from tasks.ingest.landing import EmptyUpload, TooLarge
+from tasks.ingest.report import ImportReport
+from tasks.protection.users import Action
 
 auth.require(Action.UPLOAD)
 st.title("Upload a survey file")

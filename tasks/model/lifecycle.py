@@ -1,0 +1,113 @@
+"""When to retrain, on what data: the triggers and the labelled snapshot."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import polars as pl
+
+from tasks.ingest import contract
+from tasks.ingest.zones import read_parquet
+from tasks.model.estimator import VULNERABLE_BELOW, design_matrix
+from tasks.model.registry import Champion
+from tasks.platform.catalog.monitoring import aware, drift_checks
+
+if TYPE_CHECKING:
+    from tasks.runtime import Runtime
+
+DONE = ("completed", "completed_with_quarantine")
+MIN_TRAINING_ROWS = 200
+
+
+@dataclass
+class TriggerCheck:
+    """Which retrain triggers fired, and the figures behind them."""
+
+    fired: list[str] = field(default_factory=list)
+    reasons: list[str] = field(default_factory=list)
+    new_labelled_rows: int = 0
+    accuracy_on_new: float | None = None
+    champion_version: str | None = None
+
+    @property
+    def should_retrain(self) -> bool:
+        return bool(self.fired)
+
+    def fire(self, trigger: str, reason: str) -> None:
+        self.fired.append(trigger)
+        self.reasons.append(reason)
+
+
+def processed_rows(rt: Runtime, ingestion_ids: list[str] | None = None) -> pl.DataFrame:
+    """Accepted rows of the given (or all completed) ingestions from the processed zone, via the catalog's lineage."""
+    wanted = set(ingestion_ids) if ingestion_ids is not None else {
+        i.id for i in rt.catalog.list_ingestions(limit=1_000_000) if i.status in DONE}
+    # archived objects too: the model learns from all history, wherever it is stored
+    keys = [o.key for o in rt.catalog.zone_objects(zone="processed", include_archived=True) if o.ingestion_id in wanted]
+    if not keys:
+        return pl.DataFrame()
+    return pl.concat([read_parquet(rt.store, k) for k in keys], how="diagonal_relaxed")
+
+
+def labelled_snapshot(rt: Runtime) -> tuple[pl.DataFrame, dict[str, Any]]:
+    """Every accepted row that carries the target, and a description of that snapshot."""
+    frame = processed_rows(rt)
+    if frame.height:
+        frame = frame.filter(pl.col(contract.TARGET).is_not_null())
+    ingestions = sorted(frame["ingestion_id"].unique().to_list()) if frame.height else []
+    return frame, {"ingestions": ingestions, "rows": frame.height,
+                   "taken_at": datetime.now(UTC).isoformat(timespec="seconds")}
+
+
+def recent_drift(rt: Runtime, version: str, created_at: float) -> str | None:
+    """Why drift calls for a retrain: flagged checks against this champion since it or the last retrain, or None."""
+    since = datetime.fromtimestamp(created_at, UTC)
+    last = next((d.decided_at for d in rt.catalog.decisions(limit=20) if d.decision == "retrain"), None)
+    if last is not None:  # a retrain that kept this champion has already answered the drift before it
+        since = max(since, aware(last))
+    flagged = [c for c in drift_checks(rt.catalog, since=since, flagged=True)
+               if c.reference_version == version]
+    if not flagged:
+        return None
+    features = sorted({name for c in flagged for name, row in c.features.items() if row.get("flag")})
+    where = ", ".join(c.ingestion_id or f"{c.scope} batch" for c in flagged[:5])
+    return f"drift flagged in {len(flagged)} check(s) since the last retrain ({where}): {', '.join(features)}"
+
+
+def check_triggers(rt: Runtime, champion: Champion | None, *, force: bool = False, drift: bool = False,
+                   now: float | None = None) -> TriggerCheck:
+    """Evaluate every retrain trigger: no champion, new labelled rows, champion accuracy, drift, age, manual."""
+    s = rt.settings
+    check = TriggerCheck(champion_version=champion.version if champion else None)
+    if force:
+        check.fire("manual", "retrain requested by hand")
+    if champion is None:
+        check.fire("no_champion", "no champion model yet")
+        return check
+    known = set(champion.snapshot.get("ingestions", []))
+    new_ids = [i.id for i in rt.catalog.list_ingestions(limit=1_000_000) if i.status in DONE and i.id not in known]
+    new = processed_rows(rt, new_ids) if new_ids else pl.DataFrame()
+    if new.height:
+        new = new.filter(pl.col(contract.TARGET).is_not_null())
+    check.new_labelled_rows = new.height
+    if new.height >= s.min_new_samples:
+        check.fire("new_samples", f"{new.height} new labelled rows since the champion's snapshot "
+                                  f"(threshold {s.min_new_samples})")
+    if new.height >= s.min_eval_samples:
+        truth = new[contract.TARGET].to_numpy() < VULNERABLE_BELOW
+        predicted = champion.model.predict_proba(design_matrix(new))[:, 1] >= 0.5
+        check.accuracy_on_new = round(float(np.mean(truth == predicted)), 4)
+        if check.accuracy_on_new < s.performance_threshold:
+            check.fire("performance", f"champion accuracy {check.accuracy_on_new:.3f} on {new.height} new rows is "
+                                      f"below {s.performance_threshold}")
+    drifted = recent_drift(rt, champion.version, champion.created_at)
+    if drift or drifted:
+        check.fire("drift", drifted or "drift flagged on recent ingestions")
+    age_days = ((now or time.time()) - champion.created_at) / 86400
+    if age_days >= s.retrain_max_age_days:
+        check.fire("schedule", f"champion is {age_days:.0f} days old (limit {s.retrain_max_age_days})")
+    return check

@@ -1,0 +1,35 @@
+"""Score households that arrived while no model was serving, once a champion exists."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from tasks.ingest.zones import read_parquet, write_parquet
+from tasks.model.predictions import score_households
+from tasks.model.registry import Champion
+
+if TYPE_CHECKING:
+    from tasks.runtime import Runtime
+
+
+def score_unscored(rt: Runtime, champion: Champion) -> dict[str, int]:
+    """Write predictions for every processed object that has none; returns objects and rows scored.
+
+    Households scored earlier keep the version that scored them (their predictions are a record of what a
+    manager was shown). Object names mirror the processed ones, so an interrupted run simply runs again.
+    """
+    scored = {o.key for o in rt.catalog.zone_objects(zone="predictions")}
+    done = {"objects": 0, "rows": 0}
+    for obj in rt.catalog.zone_objects(zone="processed"):
+        target = "predictions/" + obj.key.removeprefix("processed/")
+        if target in scored:
+            continue
+        predictions = score_households(champion.model, read_parquet(rt.store, obj.key),
+                                       model_name=rt.settings.model_name, model_version=champion.version,
+                                       cutoffs=rt.settings.risk_band_cutoffs)
+        size = rt.store.size(target) if rt.store.exists(target) else write_parquet(rt.store, target, predictions)
+        rt.catalog.add_zone_objects(obj.ingestion_id, [{"zone": "predictions", "key": target,
+                                                        "rows": predictions.height, "size_bytes": size}])
+        done["objects"] += 1
+        done["rows"] += predictions.height
+    return done

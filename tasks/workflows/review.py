@@ -1,0 +1,87 @@
+"""Quarantine is a review queue: approve held rows into the validated zone (then processed and scored) or reject."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import polars as pl
+
+from tasks.ingest.features import add_features
+from tasks.ingest.validate import REASONS
+from tasks.ingest.zones import PROCESSED_COLUMNS, VALIDATED_COLUMNS, read_parquet, write_parquet
+from tasks.model.predictions import score_households
+
+if TYPE_CHECKING:
+    from tasks.runtime import Runtime
+
+DECISIONS = ("approved", "rejected")
+
+
+class ReviewError(ValueError):
+    """The rows cannot be reviewed as asked (not held, already decided); one line for the reviewer."""
+
+
+@dataclass(frozen=True)
+class Reviewed:
+    """What a review did."""
+
+    ingestion_id: str
+    rows: list[int]
+    decision: str
+    objects: list[str]
+
+
+def held_rows(rt: Runtime, ingestion_id: str | None = None, *, include_decided: bool = False) -> pl.DataFrame:
+    """Quarantined rows (with their reasons) that no reviewer has decided on yet, newest ingestions first."""
+    keys = [o.key for o in rt.catalog.zone_objects(ingestion_id=ingestion_id, zone="quarantine")]
+    if not keys:
+        return pl.DataFrame()
+    frame = pl.concat([read_parquet(rt.store, k) for k in keys], how="diagonal_relaxed")
+    decided = {(r.ingestion_id, r.source_row) for r in rt.catalog.reviews(ingestion_id)}
+    if decided and not include_decided:
+        done = pl.DataFrame(list(decided), schema={"ingestion_id": pl.String, "source_row": pl.Int64}, orient="row")
+        frame = frame.join(done, on=["ingestion_id", "source_row"], how="anti")
+    return frame.sort(["ingestion_id", "source_row"], descending=[True, False])
+
+
+def _pick(rt: Runtime, ingestion_id: str, rows: list[int]) -> pl.DataFrame:
+    if not rows:
+        raise ReviewError("choose at least one row")
+    held = held_rows(rt, ingestion_id)
+    chosen = held.filter(pl.col("source_row").is_in(rows)) if held.height else held
+    missing = sorted(set(rows) - set(chosen["source_row"].to_list() if chosen.height else []))
+    if missing:
+        raise ReviewError(f"row(s) {', '.join(map(str, missing[:10]))} of {ingestion_id} are not waiting for review")
+    return chosen
+
+
+def approve(rt: Runtime, ingestion_id: str, rows: list[int], reviewer: str, note: str | None = None) -> Reviewed:
+    """Move held rows into validated and processed, score them with the champion, and record the decision.
+
+    Object names come from the ingestion and the rows, so retrying an interrupted approval rewrites nothing.
+    """
+    chosen = _pick(rt, ingestion_id, rows).drop(REASONS)
+    tag = hashlib.sha256(",".join(map(str, sorted(rows))).encode()).hexdigest()[:12]
+    processed = add_features(chosen).select(PROCESSED_COLUMNS)
+    outputs = {"validated": chosen.select(VALIDATED_COLUMNS), "processed": processed}
+    champion = rt.champion()
+    if champion is not None:
+        outputs["predictions"] = score_households(champion.model, processed, model_name=rt.settings.model_name,
+                                                  model_version=champion.version,
+                                                  cutoffs=rt.settings.risk_band_cutoffs)
+    objects = []
+    for zone, frame in outputs.items():
+        key = f"{zone}/{ingestion_id}/review-{tag}.parquet"
+        size = rt.store.size(key) if rt.store.exists(key) else write_parquet(rt.store, key, frame)
+        objects.append({"zone": zone, "key": key, "rows": frame.height, "size_bytes": size})
+    rt.catalog.record_reviews(ingestion_id, rows, decision="approved", reviewer=reviewer, note=note, objects=objects)
+    return Reviewed(ingestion_id, sorted(rows), "approved", [o["key"] for o in objects])
+
+
+def reject(rt: Runtime, ingestion_id: str, rows: list[int], reviewer: str, note: str | None = None) -> Reviewed:
+    """Close held rows without accepting them; they stay in quarantine for the record."""
+    _pick(rt, ingestion_id, rows)
+    rt.catalog.record_reviews(ingestion_id, rows, decision="rejected", reviewer=reviewer, note=note)
+    return Reviewed(ingestion_id, sorted(rows), "rejected", [])
