@@ -173,7 +173,8 @@ def _write_group(rt: Runtime, staged: list[_Staged], results: list[Outcome | Exc
 
 
 def _id_of(result: Outcome | Exception) -> str:
-    assert isinstance(result, Outcome) and result.ingestion_id is not None
+    if not isinstance(result, Outcome) or result.ingestion_id is None:
+        raise TypeError(f"no ingestion id in {type(result).__name__}")  # callers pass stored outcomes only
     return result.ingestion_id
 
 

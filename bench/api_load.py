@@ -27,15 +27,9 @@ from pathlib import Path
 import httpx
 from common import ROOT, VENV_BIN, PeakRss, prefect_server
 
-PASSWORD = "bench-password-123"
+from tasks.platform.processes import free_port as _free_port
 
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+PASSWORD = "bench-password-123"  # noqa: S105 - a throw-away user in the benchmark's own data dir
 
 
 def _prepare(data: Path, users: int) -> tuple[list[str], Path]:

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -13,11 +10,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import httpx
 import psutil
 
+from tasks.platform import processes
+from tasks.platform.processes import BIN as VENV_BIN
+
+__all__ = ["ROOT", "VENV_BIN", "PeakRss", "prefect_server"]
+
 ROOT = Path(__file__).resolve().parents[1]
-VENV_BIN = Path(sys.executable).parent
 
 
 @contextmanager
@@ -26,28 +26,9 @@ def prefect_server(port: int = 4299) -> Iterator[str]:
     if os.environ.get("PREFECT_API_URL"):
         yield os.environ["PREFECT_API_URL"]
         return
-    home = tempfile.mkdtemp(prefix="rtv-bench-prefect-")
-    env = os.environ | {"PREFECT_HOME": home, "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-                        "PREFECT_UI_ENABLED": "false"}
-    server = subprocess.Popen([str(VENV_BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port",
-                               str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}/api"
-    try:
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.5)
-        else:
-            raise RuntimeError("the Prefect server did not start within 180 s")
+    with tempfile.TemporaryDirectory(prefix="rtv-bench-prefect-", ignore_cleanup_errors=True) as home, \
+            processes.prefect_server(Path(home), port) as url:
         yield url
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-        shutil.rmtree(home, ignore_errors=True)
 
 
 class PeakRss:

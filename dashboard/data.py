@@ -8,14 +8,12 @@ Prefect: `prefect_view`; MLflow: `model_view`; GX: `data_docs`.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import polars as pl
 import streamlit as st
-from pydantic import SecretStr
 
 from dashboard import upload_limit_mb as _limit
 from dashboard.zones import zone_keys
@@ -28,11 +26,6 @@ DONE = ("completed", "completed_with_quarantine")
 FINAL = (*DONE, "duplicate_file", "rejected", "failed")
 
 
-def _fingerprint(settings: Settings) -> str:
-    values = {k: v.get_secret_value() if isinstance(v, SecretStr) else v for k, v in settings}
-    return hashlib.sha256(repr(sorted(values.items(), key=lambda kv: kv[0])).encode()).hexdigest()[:16]
-
-
 @st.cache_resource(show_spinner=False)
 def _runtime(fingerprint: str, _settings: Settings) -> Runtime:
     return runtime_for(_settings)
@@ -41,12 +34,12 @@ def _runtime(fingerprint: str, _settings: Settings) -> Runtime:
 def runtime() -> Runtime:
     """The Runtime (catalog, store, keys, registry) of the current Settings, built once per process."""
     settings = Settings()
-    return _runtime(_fingerprint(settings), settings)
+    return _runtime(settings.fingerprint(), settings)
 
 
 def key(rt: Runtime) -> str:
     """Cache key of a runtime's Settings."""
-    return _fingerprint(rt.settings)
+    return rt.settings.fingerprint()
 
 
 def clear() -> None:

@@ -1,15 +1,16 @@
-"""The Upload page's work: land a browser upload through `tasks.ingest.landing.land`, queue the ingest, read progress."""
+"""The Upload page's work: accept a browser upload through `flows.dispatch.accept_and_queue`, read progress."""
 
 from __future__ import annotations
 
 import re
-from typing import IO, Any
+from dataclasses import dataclass
+from typing import Any, BinaryIO
 
 from dashboard import prefect_view
-from tasks.ingest.landing import land
+from flows.dispatch import Accepted, accept_and_queue, flow_run_state, trigger_ingest
 from tasks.ingest.report import ImportReport, duplicate_report
+from tasks.platform.catalog import Catalog
 from tasks.platform.catalog.models import Ingestion
-from tasks.protection import audit
 from tasks.runtime import Runtime
 
 PROGRESS = {"landed": (0.15, "Landed: stored encrypted in the raw zone"), "queued": (0.3, "Queued for a worker"),
@@ -23,39 +24,50 @@ def safe_source(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._ -]+", "_", base).strip(" .")[:120] or "upload"
 
 
-def land_upload(rt: Runtime, upload: IO[bytes], name: str, source: str | None, actor: str) -> dict[str, Any]:
+@dataclass
+class _QueueIfReachable:
+    """Queue the ingest run only when the Prefect API answers, keeping what the probe found for the page."""
+
+    api: prefect_view.PrefectApi | None = None
+
+    def __call__(self, catalog: Catalog, ingestion_id: str) -> bool:
+        # probed here, not up front, so a refused or duplicate upload never waits on an unreachable API
+        self.api = prefect_view.prefect_api()
+        if self.api.reachable:
+            trigger_ingest(catalog, ingestion_id)
+        return self.api.reachable
+
+
+def _why(accepted: Accepted, api: prefect_view.PrefectApi | None) -> str:
+    """Why the run was not queued (read only when it was not)."""
+    if accepted.error:
+        return f"Prefect could not queue it ({accepted.error})"
+    if not accepted.queued and api is not None and api.url:
+        return f"the Prefect API at {api.url} is not answering"
+    return "no Prefect API is configured"
+
+
+def land_upload(rt: Runtime, upload: BinaryIO, name: str, source: str | None, actor: str) -> dict[str, Any]:
     """Land the bytes (raises TooLarge / EmptyUpload) and queue the ingest flow; returns what the page tracks.
 
     A landed file is safe whatever Prefect does: when the flow cannot be queued, the sweep deployments
     (`ingest-landed`, weekly) pick it up, and `why` says so.
     """
-    landed = land(rt, upload, source_name=safe_source(source or name), door="upload", filename=safe_source(name),
-                  submitted_by=actor)
-    if landed.is_duplicate:
+    queue = _QueueIfReachable()
+    accepted = accept_and_queue(rt, upload, door="upload", source_name=safe_source(source or name),
+                                filename=safe_source(name), submitted_by=actor, queue=queue)
+    landed = accepted.landed
+    if landed.duplicate_of is not None:
         return {"id": landed.duplicate_of.id, "duplicate": True, "name": name, "sha256": landed.sha256,
                 "size": landed.size_bytes}
-    audit.record(rt.catalog, actor, "landed", landed.ingestion_id, {"door": "upload", "bytes": landed.size_bytes})
-    api = prefect_view.prefect_api()
-    queued, why = False, "no Prefect API is configured"
-    if api.reachable:
-        from flows.dispatch import trigger_ingest
-
-        try:
-            trigger_ingest(rt.catalog, landed.ingestion_id)
-            queued = True
-        except Exception as error:  # noqa: BLE001 - the file is safe; the sweep will take it
-            why = f"Prefect could not queue it ({type(error).__name__})"
-    elif api.url:
-        why = f"the Prefect API at {api.url} is not answering"
-    return {"id": landed.ingestion_id, "duplicate": False, "name": name, "queued": queued, "why": why}
+    return {"id": landed.ingestion_id, "duplicate": False, "name": name, "queued": accepted.queued,
+            "why": _why(accepted, queue.api)}
 
 
 def progress(ingestion: Ingestion) -> tuple[str, dict[str, Any] | None]:
     """Which step an unfinished import is at (landed, queued, running), and its flow run's state if known."""
     state = None
     if ingestion.flow_run_id and prefect_view.prefect_api().reachable:
-        from flows.dispatch import flow_run_state
-
         try:
             state = flow_run_state(ingestion.flow_run_id)
         except Exception:  # noqa: BLE001 - progress only

@@ -11,10 +11,10 @@ import polars as pl
 import streamlit as st
 
 from dashboard.data import TTL_CATALOG, key, runtime
+from tasks.platform.deployments import DAILY_MODEL_CHECK
 from tasks.runtime import Runtime
 
 TTL_REGISTRY = 60
-RETRAIN_DEPLOYMENT = "retrain/daily-model-check"
 
 
 @st.cache_data(ttl=TTL_REGISTRY, show_spinner="Reading the model registry …")
@@ -72,4 +72,4 @@ def queue_retrain(force: bool = True) -> str:
     """Queue a run of the retrain deployment on a worker; returns the flow run id (raises if Prefect cannot)."""
     from prefect.deployments import run_deployment
 
-    return str(run_deployment(RETRAIN_DEPLOYMENT, parameters={"force": force}, timeout=0, tags=["dashboard"]).id)
+    return str(run_deployment(DAILY_MODEL_CHECK, parameters={"force": force}, timeout=0, tags=["dashboard"]).id)

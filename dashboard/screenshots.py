@@ -15,10 +15,11 @@ import time
 from pathlib import Path
 
 from dashboard.browser import browser_page, open_page, sign_in, wait_charts, wait_idle
-from flows.stack import BIN, POOL, Service, Stack
+from tasks.platform.deployments import WORK_POOL as POOL
 from tasks.platform.settings import Settings
 from tasks.protection.users import ensure_first_engineer
 from tasks.runtime import runtime_for
+from tasks.stack import BIN, Service, Stack
 
 # (sidebar title, file name); the order of the README gallery
 PAGES = (("Overview", "overview"), ("Pipeline runs", "pipeline-runs"), ("Data quality", "data-quality"),

@@ -1,13 +1,22 @@
-"""Hand work to the Prefect server: trigger the ingest deployment, read flow-run states."""
+"""Hand work to the Prefect server: accept a file and queue its ingest run, trigger sweeps, read flow-run states."""
 
 from __future__ import annotations
 
-from typing import Any
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, BinaryIO, cast
+from uuid import UUID
 
+from tasks.ingest.landing import Landed, accept_file
+from tasks.platform import deployments
 from tasks.platform.catalog import Catalog
 
-INGEST_DEPLOYMENT = "ingest/ingest"
-SWEEP_DEPLOYMENT = "ingest-landed/ingest-landed"
+if TYPE_CHECKING:
+    from prefect.client.schemas.objects import FlowRun
+
+    from tasks.runtime import Runtime
 
 
 def trigger_ingest(catalog: Catalog, ingestion_id: str) -> str:
@@ -17,17 +26,51 @@ def trigger_ingest(catalog: Catalog, ingestion_id: str) -> str:
     """
     from prefect.deployments import run_deployment
 
-    flow_run = run_deployment(INGEST_DEPLOYMENT, parameters={"ingestion_id": ingestion_id}, timeout=0,
-                              tags=["ingest"])
+    # sync_compatible: called outside an event loop it returns the FlowRun, not a coroutine
+    flow_run = cast("FlowRun", run_deployment(deployments.INGEST, parameters={"ingestion_id": ingestion_id},
+                                              timeout=0, tags=["ingest"]))
     catalog.update(ingestion_id, flow_run_id=str(flow_run.id))
     return str(flow_run.id)
+
+
+# Queues the ingest run of one landed file; raises (trigger_ingest), or returns False (the API's dispatcher, which
+# logs and remembers the failure for /ready), when Prefect cannot take it.
+Queue = Callable[[Catalog, str], object]
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """A file accepted by a door: its landing receipt, whether its run was queued, and why not if that failed."""
+
+    landed: Landed
+    queued: bool
+    error: str | None = None  # the exception type name when the queue raised
+
+
+def accept_and_queue(rt: Runtime, source: bytes | BinaryIO | Path, *, door: str, source_name: str,
+                     filename: str | None = None, submitted_by: str | None = None, file_format: str | None = None,
+                     queue: Queue | None = None) -> Accepted:
+    """Land and audit a file (`accept_file`), then queue its ingest run unless identical bytes were landed before.
+
+    `queue` defaults to `trigger_ingest`. Raises TooLarge / EmptyUpload as `land` does. A run Prefect cannot take is not an error: the file is durable
+    and the sweep deployments (`ingest-landed`, the weekly ETL) pick it up.
+    """
+    landed = accept_file(rt, source, door=door, source_name=source_name, filename=filename,
+                         submitted_by=submitted_by, file_format=file_format)
+    if landed.is_duplicate:
+        return Accepted(landed, queued=False)
+    try:
+        outcome = (queue or trigger_ingest)(rt.catalog, landed.ingestion_id)
+    except Exception as error:  # noqa: BLE001 - the file is safe whatever Prefect does; the sweep takes it
+        return Accepted(landed, queued=False, error=type(error).__name__)
+    return Accepted(landed, queued=outcome is not False)
 
 
 def trigger_sweep() -> str:
     """Queue one run that processes every landed ingestion nobody queued (many small surveys, one run)."""
     from prefect.deployments import run_deployment
 
-    return str(run_deployment(SWEEP_DEPLOYMENT, timeout=0, tags=["ingest"]).id)
+    return str(cast("FlowRun", run_deployment(deployments.INGEST_LANDED, timeout=0, tags=["ingest"])).id)
 
 
 def flow_run_state(flow_run_id: str) -> dict[str, Any] | None:
@@ -37,7 +80,7 @@ def flow_run_state(flow_run_id: str) -> dict[str, Any] | None:
 
     try:
         with get_client(sync_client=True) as client:
-            run = client.read_flow_run(flow_run_id)
+            run = client.read_flow_run(UUID(flow_run_id))
     except (ObjectNotFound, ValueError):
         return None
     state = run.state
@@ -49,10 +92,8 @@ def mark_crashed(flow_run_id: str, message: str) -> None:
     from prefect.client.orchestration import get_client
     from prefect.states import Crashed
 
-    try:
-        with get_client(sync_client=True) as client:
-            run = client.read_flow_run(flow_run_id)
-            if run.state and not run.state.is_final():
-                client.set_flow_run_state(flow_run_id, Crashed(message=message), force=True)
-    except Exception:  # noqa: BLE001 - bookkeeping only: a re-run must not fail because the old run is gone
-        pass
+    # bookkeeping only: a re-run must not fail because the old run is gone
+    with contextlib.suppress(Exception), get_client(sync_client=True) as client:
+        run = client.read_flow_run(UUID(flow_run_id))
+        if run.state and not run.state.is_final():
+            client.set_flow_run_state(run.id, Crashed(message=message), force=True)

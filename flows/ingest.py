@@ -11,8 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
-from prefect import flow, get_run_logger
+from prefect import Flow, flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
+from prefect.client.schemas.objects import FlowRun, State
 from prefect.runtime import flow_run
 
 from flows.hooks import alert_failure
@@ -40,14 +41,15 @@ from tasks.ingest.zones import (
     read_parquet,
     report_key,
     shape,
-    write_parquet,
+    write_once,
 )
-from tasks.model.predictions import score_households, summarise
+from tasks.model.predictions import score_with, summarise
 from tasks.model.registry import Champion
 from tasks.monitoring import drift
 from tasks.monitoring import thresholds as monitoring
+from tasks.monitoring.drift_stats import DriftReport
 from tasks.platform.catalog import Ingestion
-from tasks.platform.retry import cpu_task, io_task, with_retry_policy
+from tasks.platform.retry import RetryPolicy, cpu_task, io_task
 from tasks.platform.settings import Settings
 from tasks.runtime import Runtime, runtime_for
 
@@ -127,20 +129,9 @@ def write_partition(rt: Runtime, ingestion_id: str, part: int, accepted: pl.Data
         "processed": processed,
     }
     if champion is not None:
-        outputs["predictions"] = score_households(champion.model, processed, model_name=rt.settings.model_name,
-                                                  model_version=champion.version,
-                                                  cutoffs=rt.settings.risk_band_cutoffs)
-    written = []
-    for zone, frame in outputs.items():
-        if frame.height == 0:
-            continue
-        key = part_key(zone, ingestion_id, part)
-        if rt.store.exists(key):  # a re-run: the object is complete (writes are atomic) and rows are identical
-            size = rt.store.size(key)
-        else:
-            size = write_parquet(rt.store, key, frame)
-        written.append({"zone": zone, "key": key, "rows": frame.height, "size_bytes": size})
-    return written
+        outputs["predictions"] = score_with(champion, processed, rt.settings)
+    return [write_once(rt.store, part_key(zone, ingestion_id, part), frame)
+            for zone, frame in outputs.items() if frame.height]
 
 
 @io_task
@@ -183,28 +174,28 @@ def record_report(rt: Runtime, report: ImportReport, validation: Validation | No
 
 
 @io_task
-def measure_drift(rt: Runtime, ingestion_id: str, accepted: pl.DataFrame) -> dict[str, Any] | None:
+def measure_drift(rt: Runtime, ingestion_id: str, accepted: pl.DataFrame) -> DriftReport | None:
     """Drift of the accepted rows against the champion's training snapshot; stored, and mailed when flagged."""
     return drift.measure(rt, accepted, ingestion_id=ingestion_id)
 
 
 @io_task
-def check_thresholds(rt: Runtime, ingestion_id: str) -> list[dict[str, Any]]:
+def check_thresholds(rt: Runtime, ingestion_id: str) -> list[monitoring.BreachRecord]:
     """This ingestion's quality thresholds; each breach is mailed."""
     return monitoring.check_ingestion(rt, ingestion_id)
 
 
-def _monitor(rt: Runtime, io: dict[Any, Any], ingestion_id: str, validation: Validation, watched: bool) -> None:
+def _monitor(rt: Runtime, io: RetryPolicy, ingestion_id: str, validation: Validation, watched: bool) -> None:
     """Drift (when a champion exists) and thresholds; advisory, so a failure is logged and the ingestion stands."""
     logger = get_run_logger()
     if watched:
         try:
             accepted = validation.rows.select(*contract.MONITORED_COLUMNS, HELD).filter(~pl.col(HELD))
-            io[measure_drift](rt, ingestion_id, accepted)
+            io(measure_drift)(rt, ingestion_id, accepted)
         except Exception as error:  # noqa: BLE001 - the rows are stored already; drift must not undo that
             logger.warning("drift check of %s failed: %s", ingestion_id, error)
     try:
-        io[check_thresholds](rt, ingestion_id)
+        io(check_thresholds)(rt, ingestion_id)
     except Exception as error:  # noqa: BLE001 - same: monitoring never fails an ingestion
         logger.warning("threshold check of %s failed: %s", ingestion_id, error)
 
@@ -212,9 +203,9 @@ def _monitor(rt: Runtime, io: dict[Any, Any], ingestion_id: str, validation: Val
 # ---- flow ----------------------------------------------------------------------------------------------
 
 
-def _mark_failed(flow_obj: Any, run: Any, state: Any) -> None:
+def _mark_failed(flow: Flow[..., Any], flow_run: FlowRun, state: State[Any]) -> None:
     """on_failure hook: the catalog says `failed` with the one-line reason, so `rtv rerun` can pick it up."""
-    ingestion_id = run.parameters.get("ingestion_id")
+    ingestion_id = flow_run.parameters.get("ingestion_id")
     if ingestion_id:
         runtime_for(Settings()).catalog.fail(ingestion_id, "failed", (state.message or "flow failed").splitlines()[0])
 
@@ -249,27 +240,25 @@ def run_ingest(rt: Runtime, ingestion_id: str) -> dict[str, Any]:
     """The ingest steps, in order; returns the import report as a dict."""
     logger = get_run_logger()
     started = time.monotonic()
-    io = {step: with_retry_policy(step, rt.settings) for step in
-          (start_ingestion, read_landed, identify_rows, load_champion, write_partition, summarise_predictions,
-           publish_data_docs, record_report, measure_drift, check_thresholds)}
+    io = RetryPolicy(rt.settings)
 
     laps: dict[str, float] = {}
     lap = _stopwatch(laps)
     # 1. Landed → running
-    ingestion = io[start_ingestion](rt, ingestion_id)
+    ingestion = io(start_ingestion)(rt, ingestion_id)
     # 2. Read the raw bytes back (format sniffed from the bytes) and conform to the contract
-    outcome = io[read_landed](rt, ingestion)
+    outcome = io(read_landed)(rt, ingestion)
     lap("read_conform")
     if isinstance(outcome, Rejected):
         report = _base_report(ingestion, started, status="rejected", reason=outcome.reason)
-        io[record_report](rt, report, None, [])
+        io(record_report)(rt, report, None, [])
         logger.warning("ingestion %s rejected: %s", ingestion_id, outcome.reason)
         return _publish(report)
     file_format, conformed = outcome
     # 3. Identity, duplicates, protection of identifiers
     completeness = rule_tables.completeness(conformed.frame)
     received = conformed.frame.height
-    deduplicated = io[identify_rows](rt, ingestion_id, conformed)
+    deduplicated = io(identify_rows)(rt, ingestion_id, conformed)
     conformed.frame = conformed.frame.clear()  # the last plaintext identifiers; also frees its memory
     lap("identify_protect")
     # 4. Validate with Great Expectations: accepted vs quarantined, with reasons
@@ -277,17 +266,17 @@ def run_ingest(rt: Runtime, ingestion_id: str) -> dict[str, Any]:
     deduplicated.frame = deduplicated.frame.clear()  # validation.rows holds the same columns
     lap("validate")
     # 5. Transform, score with the champion, and write the zones, partition by partition
-    champion = io[load_champion](rt)
+    champion = io(load_champion)(rt)
     size = rt.settings.partition_rows
     parts = max(-(-validation.rows.height // size), 1)
     with partition_runner(rt.settings) as runner:
-        futures = [runner.submit(io[write_partition], parameters=dict(
+        futures = [runner.submit(io(write_partition), parameters=dict(
             rt=rt, ingestion_id=ingestion_id, part=n, accepted=accepted, quarantined=quarantined, champion=champion))
             for n in range(parts) for accepted, quarantined in (validation.split(n * size, size),)]
         objects = [obj for future in futures for obj in future.result()]
-    predictions = io[summarise_predictions](rt, objects)
+    predictions = io(summarise_predictions)(rt, objects)
     lap("transform_write")
-    docs = io[publish_data_docs](rt, ingestion_id, validation.docs_dir)
+    docs = io(publish_data_docs)(rt, ingestion_id, validation.docs_dir)
     lap("data_docs")
     # 6. Report → catalog and artifact
     reasons: dict[str, int] = {}
@@ -311,7 +300,7 @@ def run_ingest(rt: Runtime, ingestion_id: str) -> dict[str, Any]:
         predictions=predictions, timings=laps,
     )
     report.check_balance()
-    io[record_report](rt, report, validation, objects)
+    io(record_report)(rt, report, validation, objects)
     # 7. Monitoring: drift against the champion's training snapshot, quality thresholds, alert mail
     _monitor(rt, io, ingestion_id, validation, watched=champion is not None)
     logger.info("ingestion %s: %s rows received, %s accepted, %s quarantined, %s duplicate", ingestion_id,

@@ -12,7 +12,7 @@ from flows.weekly import publish_report
 from tasks.ingest.quality import quality_summary
 from tasks.monitoring.alerts import flush
 from tasks.monitoring.schedules import check_schedules
-from tasks.monitoring.thresholds import period_breaches
+from tasks.monitoring.thresholds import BreachRecord, period_breaches
 from tasks.platform.retry import io_task
 from tasks.platform.settings import Settings
 from tasks.protection import audit
@@ -27,7 +27,7 @@ def archive_step(rt: Runtime) -> dict[str, int]:
 
 
 @io_task
-def schedule_check(rt: Runtime) -> list[dict[str, Any]]:
+def schedule_check(rt: Runtime) -> list[BreachRecord]:
     """Scheduled deployments whose last run failed or is late (mailed), and the summaries grouped alerts owe."""
     now = datetime.now(UTC)
     breaches = check_schedules(rt, now)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, TypedDict
 
 import polars as pl
 from prefect import flow, get_run_logger
@@ -13,13 +13,42 @@ from prefect.runtime import flow_run
 from tasks.ingest import contract
 from tasks.model.estimator import VulnerabilityModel, design_matrix, source_features
 from tasks.model.evaluation import Evaluation, evaluate, is_holdout, model_card
-from tasks.model.lifecycle import MIN_TRAINING_ROWS, TriggerCheck, check_triggers, labelled_snapshot
+from tasks.model.lifecycle import (
+    MIN_TRAINING_ROWS,
+    SnapshotDescription,
+    TriggerCheck,
+    check_triggers,
+    labelled_snapshot,
+)
 from tasks.model.registry import Registered
 from tasks.monitoring.drift import reference_frame
 from tasks.platform.retry import cpu_task, io_task, with_retry_policy
 from tasks.platform.settings import Settings
 from tasks.runtime import Runtime, runtime_for
 from tasks.workflows.backfill import score_unscored
+
+
+class _RetrainSummaryBase(TypedDict):
+    decision: str
+    reason: str
+    triggers: list[str]
+    new_labelled_rows: int
+    accuracy_on_new: float | None
+    version: str | None
+    alias: str | None
+    metrics: dict[str, float | None]
+    holdout_metrics: dict[str, float | None]
+    n_train: int
+    n_holdout: int
+    features: list[str]
+
+
+class RetrainSummary(_RetrainSummaryBase, total=False):
+    """What one retrain run decided (printed by `rtv retrain --json`, kept as the flow's result)."""
+
+    compared: dict[str, Any] | None
+    by_district: dict[str, Any]
+    backfilled: dict[str, int]
 
 
 @io_task
@@ -29,7 +58,7 @@ def check(rt: Runtime, force: bool, drift: bool) -> TriggerCheck:
 
 
 @io_task
-def snapshot(rt: Runtime) -> tuple[pl.DataFrame, dict[str, Any]]:
+def snapshot(rt: Runtime) -> tuple[pl.DataFrame, SnapshotDescription]:
     """Every labelled accepted row, and what that snapshot is."""
     return labelled_snapshot(rt)
 
@@ -46,7 +75,7 @@ def train(frame: pl.DataFrame) -> tuple[VulnerabilityModel, Evaluation]:
 
 @io_task
 def register(rt: Runtime, model: VulnerabilityModel, evaluation: Evaluation, frame: pl.DataFrame,
-             described: dict[str, Any]) -> Registered:
+             described: SnapshotDescription) -> Registered:
     """Log the version with its card and snapshot; champion only if it beats the champion on held-out villages."""
     card = model_card(evaluation, described)
     version = rt.registry.log(model, evaluation, described, card, model.get_params(),
@@ -65,7 +94,7 @@ def _finite(metrics: dict[str, float]) -> dict[str, float | None]:
     return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in metrics.items()}
 
 
-def _markdown(summary: dict[str, Any]) -> str:
+def _markdown(summary: RetrainSummary) -> str:
     lines = [f"# Retrain decision: **{summary['decision']}**", "", summary["reason"], ""]
     if summary.get("version"):
         lines += [f"Version **{summary['version']}** is now **{summary['alias']}**.", "",
@@ -75,26 +104,25 @@ def _markdown(summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def run_retrain(rt: Runtime, *, force: bool = False, drift: bool = False) -> dict[str, Any]:
+def run_retrain(rt: Runtime, *, force: bool = False, drift: bool = False) -> RetrainSummary:
     """The retrain steps, in order; returns the decision summary."""
     logger = get_run_logger()
-    io = {step: with_retry_policy(step, rt.settings) for step in (check, snapshot, register, backfill)}
     # 1. Triggers
-    triggers = io[check](rt, force, drift)
-    summary: dict[str, Any] = {"decision": "skip", "reason": "; ".join(triggers.reasons) or "no trigger fired",
+    triggers = with_retry_policy(check, rt.settings)(rt, force, drift)
+    summary: RetrainSummary = {"decision": "skip", "reason": "; ".join(triggers.reasons) or "no trigger fired",
                                "triggers": triggers.fired, "new_labelled_rows": triggers.new_labelled_rows,
                                "accuracy_on_new": triggers.accuracy_on_new, "version": None, "alias": None,
                                "metrics": {}, "holdout_metrics": {}, "n_train": 0, "n_holdout": 0,
                                "features": source_features()}
     if triggers.should_retrain:
         # 2. The labelled snapshot
-        frame, described = io[snapshot](rt)
+        frame, described = with_retry_policy(snapshot, rt.settings)(rt)
         if frame.height < MIN_TRAINING_ROWS:
             summary["reason"] = f"{summary['reason']}; but only {frame.height} labelled rows (need {MIN_TRAINING_ROWS})"
         else:
             # 3. Train and evaluate; 4. register and decide
             model, evaluation = train(frame)
-            registered = io[register](rt, model, evaluation, frame, described)
+            registered = with_retry_policy(register, rt.settings)(rt, model, evaluation, frame, described)
             summary |= {"decision": "retrain", "reason": f"{summary['reason']}. {registered.reason}",
                         "version": registered.version, "alias": registered.alias, "compared": registered.compared,
                         "metrics": _finite(evaluation.cv), "holdout_metrics": _finite(evaluation.holdout),
@@ -102,7 +130,7 @@ def run_retrain(rt: Runtime, *, force: bool = False, drift: bool = False) -> dic
                         "n_holdout": evaluation.n_holdout}
             if registered.alias == "champion":
                 # 5. Households imported while no model was serving get scored by the new champion
-                summary["backfilled"] = io[backfill](rt)
+                summary["backfilled"] = with_retry_policy(backfill, rt.settings)(rt)
     # 6. Record the decision
     rt.catalog.record_decision(triggers={"fired": triggers.fired}, decision=summary["decision"],
                                reason=summary["reason"], new_labelled_rows=triggers.new_labelled_rows,
@@ -115,6 +143,6 @@ def run_retrain(rt: Runtime, *, force: bool = False, drift: bool = False) -> dic
 
 
 @flow(name="retrain", log_prints=False)
-def retrain(force: bool = False, drift: bool = False) -> dict[str, Any]:
+def retrain(force: bool = False, drift: bool = False) -> RetrainSummary:
     """Retrain when a trigger fires (or `force`); promote the new version only if it is better."""
     return run_retrain(runtime_for(Settings()), force=force, drift=drift)

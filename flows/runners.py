@@ -15,7 +15,7 @@ def partition_runner(settings: Settings) -> TaskRunner:
     if settings.task_runner == "processes":
         return ProcessPoolTaskRunner(max_workers=os.cpu_count() or 2)
     if settings.task_runner == "dask":
-        from prefect_dask import DaskTaskRunner
+        from prefect_dask.task_runners import DaskTaskRunner
 
         logging.getLogger("distributed").setLevel(logging.WARNING)  # a line per worker event otherwise
         if settings.dask_address:

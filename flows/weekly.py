@@ -11,15 +11,16 @@ from prefect.artifacts import create_markdown_artifact
 from flows.hooks import alert_failure
 from flows.ingest import ingest_landed
 from flows.retrain import run_retrain
-from tasks.ingest.quality import quality_markdown, quality_summary
+from tasks.ingest.quality import QualitySummary, quality_markdown, quality_summary
 from tasks.monitoring import drift
+from tasks.monitoring.drift_stats import DriftReport
 from tasks.platform.retry import io_task
 from tasks.platform.settings import Settings
 from tasks.runtime import Runtime, runtime_for
 
 
 @io_task
-def publish_report(rt: Runtime, name: str, summary: dict[str, Any], title: str) -> str:
+def publish_report(rt: Runtime, name: str, summary: QualitySummary, title: str) -> str:
     """Write a quality report to the reports zone and as a Prefect artifact; returns its location."""
     markdown = quality_markdown(summary, title)
     key = f"reports/{name}/{datetime.now(UTC):%Y-%m-%d}.md"
@@ -29,7 +30,7 @@ def publish_report(rt: Runtime, name: str, summary: dict[str, Any], title: str) 
 
 
 @io_task
-def weekly_drift(rt: Runtime) -> dict[str, Any] | None:
+def weekly_drift(rt: Runtime) -> DriftReport | None:
     """Drift of the week's accepted rows, pooled, against the champion's snapshot; stored and mailed if flagged."""
     return drift.weekly(rt, days=7)
 

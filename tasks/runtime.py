@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import hashlib
 from functools import cached_property
 from typing import Any
-
-from pydantic import SecretStr
 
 from tasks.ingest.readers import ReadCaps
 from tasks.model.registry import Champion, Registry, has_store
@@ -87,8 +84,7 @@ _runtimes: dict[str, Runtime] = {}
 
 def runtime_for(settings: Settings) -> Runtime:
     """One Runtime per distinct Settings in this process (connections and keys are reused)."""
-    values = {k: v.get_secret_value() if isinstance(v, SecretStr) else v for k, v in settings}
-    key = hashlib.sha256(repr(sorted(values.items(), key=lambda kv: kv[0])).encode()).hexdigest()
+    key = settings.fingerprint()
     if key not in _runtimes:
         _runtimes[key] = Runtime(settings)
     return _runtimes[key]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -14,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from conftest import stop_process
+
+from tasks.platform.processes import free_port, stop_process
 
 ROOT = Path(__file__).resolve().parents[1]
 PASSWORD = "correct-horse-battery"
@@ -22,18 +22,12 @@ USERS = {"officer1": "field_officer", "officer2": "field_officer", "burst": "fie
          "manager1": "manager", "engineer1": "engineer"}
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @contextmanager
 def uvicorn_server(env: dict[str, str], log: Path, timeout: float = 60) -> Iterator[str]:
     """`rtv api` in a subprocess on a free 127.0.0.1 port; yields its base URL, stops it afterwards."""
     port = free_port()
     with log.open("wb") as out:
-        process = subprocess.Popen([sys.executable, "-m", "flows.cli", "api", "--port", str(port)], cwd=ROOT, env=env,
+        process = subprocess.Popen([sys.executable, "-m", "cli.main", "api", "--port", str(port)], cwd=ROOT, env=env,
                                    stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:

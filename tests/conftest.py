@@ -12,6 +12,8 @@ from uuid import uuid4
 
 import pytest
 
+from tasks.platform.processes import NotReady, free_port, running
+
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
@@ -29,7 +31,7 @@ def real_csv() -> Path:
 
 
 @pytest.fixture
-def rtv_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
+def rtv_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> object:
     """Settings pointing at a fresh data dir and key file; flows read the same values from the environment."""
     for name in list(os.environ):
         if name.startswith("RTV_") and name != "RTV_REAL_DATA":
@@ -38,7 +40,7 @@ def rtv_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[object]
     monkeypatch.setenv("RTV_KEY_FILE", str(tmp_path / "keys.json"))
     from tasks.platform.settings import Settings
 
-    yield Settings()
+    return Settings()
 
 
 @pytest.fixture
@@ -64,54 +66,19 @@ AZURITE_ACCOUNT_KEY = ("Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErC
                        "K1SZFPTOtr/KBHBeksoGMGw==")  # Azurite's fixed, public development key
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def stop_process(process: subprocess.Popen[bytes], grace: float = 10) -> None:
-    """SIGTERM, then SIGKILL if the process has not exited after `grace` seconds."""
-    process.terminate()
-    try:
-        process.wait(grace)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-
-
 @contextlib.contextmanager
 def _service(name: str, command: list[str], url: str, log: Path, timeout: float = 60.0) -> Iterator[None]:
     """Run an emulator until the block ends; fail the session (never skip) if it does not answer HTTP."""
-    import time
-    import urllib.error
-    import urllib.request
-
-    with log.open("wb") as out:
+    with contextlib.ExitStack() as stack:
         try:
-            process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
+            # any HTTP status is an answer: Azurite refuses an unsigned request but is up
+            stack.enter_context(running(name, command, log, ready_url=url, timeout=timeout, cwd=ROOT,
+                                        any_status=True))
         except OSError as error:
             pytest.fail(f"{name} could not be started ({' '.join(command)}): {error}")
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"{name} exited with {process.returncode}; its log ({log}):\n{log.read_text()[-2000:]}")
-            try:
-                urllib.request.urlopen(url, timeout=2).close()
-                break
-            except urllib.error.HTTPError:
-                break  # it answered (an auth error from Azurite is still an answer)
-            except OSError:
-                if time.monotonic() > deadline:
-                    pytest.fail(f"{name} did not answer {url} within {timeout:.0f} s; its log ({log}):\n"
-                                f"{log.read_text()[-2000:]}")
-                time.sleep(0.2)
+        except NotReady as error:
+            pytest.fail(f"{name} did not come up: {error}; its log ({log}):\n{error.log_tail()}")
         yield
-    finally:
-        stop_process(process)
 
 
 @pytest.fixture(scope="session")
@@ -123,7 +90,7 @@ def moto_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     moto = Path(sys.executable).parent / "moto_server"  # .venv/bin, next to the interpreter running pytest
     if not moto.exists():
         pytest.fail(f"{moto} is missing: run `make install` (moto[server] is in the dev extras)")
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     with _service("moto_server", [str(moto), "-H", "127.0.0.1", "-p", str(port)], url,
                   tmp_path_factory.mktemp("moto") / "moto.log"):
@@ -146,7 +113,7 @@ def azurite_connection_string(tmp_path_factory: pytest.TempPathFactory) -> Itera
         done = subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=ROOT, capture_output=True, text=True)
         if done.returncode != 0 or not azurite.exists():
             pytest.fail(f"`npm ci` could not install Azurite:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
-    port = _free_port()
+    port = free_port()
     folder = tmp_path_factory.mktemp("azurite")
     command = [str(azurite), "--blobHost", "127.0.0.1", "--blobPort", str(port), "--location", str(folder),
                "--skipApiVersionCheck", "--loose", "--disableTelemetry"]

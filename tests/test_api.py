@@ -440,6 +440,7 @@ def test_sync_batch_partial_acceptance_and_idempotency(stack: dict[str, Any]) ->
 
 def test_file_upload_replay_and_processing(stack: dict[str, Any]) -> None:
     from flows.ingest import ingest
+    from tasks.protection.audit import events
 
     officer, rt = stack["clients"]["officer1"], stack["rt"]
     content = _csv(surveys(30, seed=15))
@@ -451,6 +452,8 @@ def test_file_upload_replay_and_processing(stack: dict[str, Any]) -> None:
     ingestion = rt.catalog.get(first.json()["ingestion_id"])
     assert raw_sha256(rt, ingestion.id) == info["sha256"] and ingestion.flow_run_id
     assert ingestion.filename == "clinic week 3.csv" and "clinic" not in ingestion.raw_key  # names are metadata
+    [landed] = [e for e in events(rt.catalog, action="landed") if e.target == ingestion.id]
+    assert (landed.actor, landed.detail) == ("officer1", {"door": "api", "bytes": len(content), "format": "csv"})
     again = _upload(officer, content, "renamed.csv")
     assert again.status_code == 200 and again.json()["ingestion_id"] == first.json()["ingestion_id"]
     assert again.json()["outcome"] == "replayed" and again.json()["file_info"]["sha256"] == info["sha256"]

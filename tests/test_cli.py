@@ -12,7 +12,7 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
-from flows.cli import app
+from cli.main import app
 from tasks.platform.settings import Settings
 
 REPORT_KEYS = {"ingestion_id", "status", "source", "sha256", "rows_received", "rows_accepted", "rows_quarantined",

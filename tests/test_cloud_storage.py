@@ -133,7 +133,7 @@ def test_keys_cannot_escape(store: ObjectStore, key: str, tmp_path: Path) -> Non
     (tmp_path / "f").write_bytes(b"x")
     for attempt in (lambda: store.put(key, b"x"), lambda: store.put_file(key, tmp_path / "f"),
                     lambda: store.get(key), lambda: store.open(key), lambda: store.size(key)):
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match="invalid object key"):
             attempt()
 
 

@@ -1,6 +1,6 @@
 """End to end in headless Chromium: a running stack, the real RTV file through the uploader, review, approve.
 
-The stack is the product's own pieces (`flows.stack`): a Prefect server, the `ingest` deployment from
+The stack is the product's own pieces (`tasks.stack`): a Prefect server, the `ingest` deployment from
 prefect.yaml on a process worker, and `rtv dashboard`; no demo data, no API. Everything lives in a temporary
 data directory, so nothing derived from the real file can reach the repository.
 """
@@ -19,11 +19,12 @@ import polars as pl
 import pytest
 
 from dashboard.browser import browser_page, metrics, open_page, sign_in, wait_idle
-from flows.stack import BIN, POOL, Service, Stack
 from tasks.ingest.zones import read_zone
+from tasks.platform.deployments import WORK_POOL as POOL
 from tasks.platform.settings import Settings
 from tasks.protection.users import add_user
 from tasks.runtime import runtime_for
+from tasks.stack import BIN, Service, Stack
 from tasks.workflows.review import held_rows
 
 pytestmark = pytest.mark.slow

@@ -365,7 +365,8 @@ def test_upload_with_data(with_data: dict[str, Any], ingest_deployment: None, tm
     assert shown["Rows received"] == f"{report['rows_received']:,}"
     assert shown["Quarantined for review"] == f"{report['rows_quarantined']:,}"
     assert f"Import report `{ingestion_id}`" in texts(at, "markdown")
-    assert ("mgr", "landed") in [(e.actor, e.action) for e in audit.events(rt.catalog)]
+    [event] = [e for e in audit.events(rt.catalog, action="landed") if e.target == ingestion_id]
+    assert (event.actor, event.detail) == ("mgr", {"door": "upload", "bytes": landed.size_bytes, "format": None})
     # the same bytes again: the earlier import's report, nothing stored twice
     at.file_uploader(key="upload_file").set_value(("again.csv", path.read_bytes(), "text/csv"))
     at.run()

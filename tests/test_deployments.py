@@ -2,36 +2,43 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
-import signal
-import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import polars as pl
 import psutil
 import psycopg
 import pytest
 
 from tasks.ingest.generate import generate_households, write_households
+from tasks.platform.deployments import (
+    DAILY_MODEL_CHECK,
+    DAILY_QUALITY,
+    TRIGGERED,
+    WEEKLY_ARCHIVE,
+    WEEKLY_ETL,
+    WORK_POOL,
+)
+from tasks.platform.processes import (
+    BIN,
+    NotReady,
+    free_port,
+    prefect_env,
+    prefect_server,
+    start_process,
+    stop_process,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 pytestmark = pytest.mark.postgres
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -40,32 +47,20 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]
     name = f"rtv_prefect_{secrets.token_hex(4)}"
     with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
         conn.execute(f"CREATE DATABASE {name}")
-    home = tmp_path_factory.mktemp("prefect-home")
-    url = f"http://127.0.0.1:{free_port()}/api"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "RTV_"))} | {
-        "PREFECT_HOME": str(home), "PREFECT_API_URL": url, "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        "PREFECT_CLI_PROMPT": "false", "PREFECT_UI_ENABLED": "false",
-        "PREFECT_SERVER_DATABASE_CONNECTION_URL": f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}",
-    }
-    process = subprocess.Popen([str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port",
-                                url.split(":")[-1].split("/")[0]], env=env, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL, start_new_session=True)
+    home, port = tmp_path_factory.mktemp("prefect-home"), free_port()
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "RTV_"))}
+    env = prefect_env(home, port, clean | {
+        "PREFECT_SERVER_DATABASE_CONNECTION_URL": f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"})
     try:
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline:
+        with contextlib.ExitStack() as stack:
             try:
-                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.5)
-        else:
-            pytest.fail("the PostgreSQL-backed Prefect server did not start within 180 s")
-        run(["prefect", "work-pool", "create", "rtv-pool", "--type", "process"], env)
-        run(["prefect", "--no-prompt", "deploy", "--all"], env)  # from prefect.yaml, as engineers do
-        yield env
+                stack.enter_context(prefect_server(home, port, env=env))
+            except NotReady as error:
+                pytest.fail(f"the PostgreSQL-backed Prefect server did not start: {error}\n{error.log_tail()}")
+            run(["prefect", "work-pool", "create", WORK_POOL, "--type", "process"], env)
+            run(["prefect", "--no-prompt", "deploy", "--all"], env)  # from prefect.yaml, as engineers do
+            yield env
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(30)
         with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
             conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
@@ -81,10 +76,9 @@ def data_env(server: dict[str, str], folder: Path, **extra: str) -> dict[str, st
     return server | {"RTV_DATA_DIR": str(folder / "data"), "RTV_KEY_FILE": str(folder / "keys.json")} | extra
 
 
-def start_worker(env: dict[str, str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([str(BIN / "prefect"), "worker", "start", "--pool", "rtv-pool"], cwd=ROOT,
-                            env=env | {"PREFECT_WORKER_QUERY_SECONDS": "1"}, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
+def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    return start_process([str(BIN / "prefect"), "worker", "start", "--pool", WORK_POOL], log, cwd=ROOT,
+                         env=env | {"PREFECT_WORKER_QUERY_SECONDS": "1"})
 
 
 def in_process(env: dict[str, str], code: str) -> Any:
@@ -129,33 +123,32 @@ def test_schedules_read_back_from_the_server(server: dict[str, str]) -> None:
     code = """
 import json
 from prefect.client.orchestration import get_client
+from tasks.platform.deployments import ALL
 with get_client(sync_client=True) as c:
     out = {}
-    for name in ("weekly-etl/weekly-etl", "daily-quality/daily-quality", "retrain/daily-model-check",
-                 "archive/weekly-archive", "ingest/ingest", "ingest-landed/ingest-landed"):
+    for name in ALL:
         d = c.read_deployment_by_name(name)
         out[name] = [(s.schedule.cron, s.schedule.timezone, s.active) for s in d.schedules]
 print(json.dumps(out))
 """
     schedules = in_process(server, code)
-    assert schedules["weekly-etl/weekly-etl"] == [["0 2 * * 0", "Africa/Kampala", True]]
-    assert schedules["daily-quality/daily-quality"] == [["0 1 * * *", "Africa/Kampala", True]]
-    assert schedules["retrain/daily-model-check"] == [["0 3 * * *", "Africa/Kampala", True]]
-    assert schedules["archive/weekly-archive"] == [["0 5 * * 0", "Africa/Kampala", True]]
-    assert schedules["ingest/ingest"] == [] and schedules["ingest-landed/ingest-landed"] == []
+    assert schedules[WEEKLY_ETL] == [["0 2 * * 0", "Africa/Kampala", True]]
+    assert schedules[DAILY_QUALITY] == [["0 1 * * *", "Africa/Kampala", True]]
+    assert schedules[DAILY_MODEL_CHECK] == [["0 3 * * *", "Africa/Kampala", True]]
+    assert schedules[WEEKLY_ARCHIVE] == [["0 5 * * 0", "Africa/Kampala", True]]
+    assert all(schedules[name] == [] for name in TRIGGERED)
 
 
 def test_worker_runs_a_triggered_ingest_to_completion(server: dict[str, str], tmp_path: Path) -> None:
     env = data_env(server, tmp_path)
     path = tmp_path / "batch.csv"
     write_households(generate_households(400, seed=71, bad_rate=0.05).frame, path)
-    worker = start_worker(env)
+    worker = start_worker(env, tmp_path / "worker.log")
     try:
         queued = in_process(env, LAND_AND_TRIGGER.format(path=str(path)))
         wait_for_state(env, queued["flow_run_id"], "COMPLETED")
     finally:
-        os.killpg(worker.pid, signal.SIGTERM)
-        worker.wait(30)
+        stop_process(worker, grace=30)
     state = in_process(env, CATALOG_STATE.format(ingestion_id=queued["ingestion_id"]))
     assert state["status"] in ("completed", "completed_with_quarantine")
     assert state["rows"][0] == 400 == sum(state["rows"][1:])
@@ -188,7 +181,7 @@ def test_killed_worker_then_rerun_matches_a_clean_run(server: dict[str, str], tm
     write_households(generate_households(120_000, seed=72, bad_rate=0.02).frame, path)
     killed_dir, clean_dir = tmp_path / "killed", tmp_path / "clean"
     env = data_env(server, killed_dir, RTV_PARTITION_ROWS="10000")
-    worker = start_worker(env)
+    worker = start_worker(env, tmp_path / "worker.log")
     queued = in_process(env, LAND_AND_TRIGGER.format(path=str(path)))
     deadline = time.monotonic() + 150
     while not any((killed_dir / "data" / "processed").rglob("*.parquet")):  # some partitions are written

@@ -12,7 +12,7 @@ import pytest
 from smtp_support import point_alerts_at, smtp_server
 from typer.testing import CliRunner
 
-from flows.cli import app
+from cli.main import app
 from tasks.ingest.conform import conform, score_header
 from tasks.ingest.readers import ReadCaps, read_table
 from tasks.monitoring.drift_metrics import holm

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from typer.testing import CliRunner
 
-from flows.cli import app
+from cli.main import app
 from tasks.monitoring.health import WEIGHTS, band, health_report
 from tasks.platform.settings import Settings
 from tasks.runtime import Runtime

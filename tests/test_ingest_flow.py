@@ -12,7 +12,7 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
-from flows.cli import app
+from cli.main import app
 from flows.ingest import ingest
 from tasks.ingest.landing import land
 from tasks.ingest.zones import read_zone, report_key

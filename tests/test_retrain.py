@@ -11,7 +11,7 @@ import pytest
 from test_model import FORBIDDEN
 from typer.testing import CliRunner
 
-from flows.cli import app
+from cli.main import app
 from flows.ingest import ingest
 from flows.retrain import retrain
 from tasks.ingest import contract

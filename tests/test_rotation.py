@@ -11,7 +11,7 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
-from flows.cli import app
+from cli.main import app
 from tasks.ingest.identity import ENCRYPTED, PII_KEY
 from tasks.platform.settings import Settings
 from tasks.protection.protect import Keyring, ProtectionError, decrypt_stream, open_values

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from flows.cli import app
+from cli.main import app
 from flows.ingest import ingest, ingest_landed
 from flows.maintenance import daily_quality
 from flows.weekly import weekly_etl

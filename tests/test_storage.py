@@ -34,5 +34,5 @@ def test_put_file_and_delete(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("key", ["../escape", "/abs/path", "a/../../b", "", "a//b", "a\\b"])
 def test_keys_cannot_escape_the_root(tmp_path: Path, key: str) -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="invalid object key"):
         LocalStore(tmp_path).put(key, b"x")

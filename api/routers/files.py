@@ -22,9 +22,9 @@ from api.auth import Principal, Submitter
 from api.limits import capped_stream
 from api.models import FileAccepted, FileInfo, Refused
 from api.routers.surveys import status_url
-from tasks.ingest.landing import EmptyUpload, TooLarge, land
+from flows.dispatch import accept_and_queue
+from tasks.ingest.landing import EmptyUpload, TooLarge
 from tasks.ingest.readers import RejectedFile, sniff_format
-from tasks.protection import audit
 
 router = APIRouter(prefix="/api/v1", tags=["files"])
 MULTIPART_SLACK = 64 * 1024  # boundaries and part headers around the file
@@ -74,15 +74,12 @@ def _accept(api: Any, upload: UploadFile, user: Principal) -> tuple[int, dict[st
     handle.seek(0)
     name = safe_filename(upload.filename)
     try:
-        landed = land(api.rt, handle, source_name="api-upload", door="api", filename=name, submitted_by=user.name)
+        landed = accept_and_queue(api.rt, handle, door="api", source_name="api-upload", filename=name,
+                                  submitted_by=user.name, file_format=fmt, queue=api.dispatcher.trigger_file).landed
     except TooLarge as bad:
         raise HTTPException(413, str(bad)) from None
     except EmptyUpload as bad:
         raise HTTPException(422, str(bad)) from None
-    if not landed.is_duplicate:
-        audit.record(api.rt.catalog, user.name, "landed", landed.ingestion_id, {"door": "api", "kind": "file",
-                                                                                "format": fmt})
-        api.dispatcher.trigger_file(api.rt.catalog, landed.ingestion_id)
     body = FileAccepted(ingestion_id=landed.ingestion_id, status_url=status_url(landed.ingestion_id),
                         outcome="replayed" if landed.is_duplicate else "accepted",
                         file_info=FileInfo(filename=name, size_bytes=landed.size_bytes, sha256=landed.sha256,

@@ -62,7 +62,7 @@ if auth.allowed(Action.EXPORT):
     actor, role = auth.name(), auth.role()
     chosen = filters.chosen()
 
-    def _export(fmt: str):  # noqa: ANN202 - the download runs this on click, in another thread
+    def _export(fmt: str):
         return lambda: exports.export(rt, rows.all_households(rt, filters), fmt, actor=actor, role=role,
                                       filters=chosen)
 

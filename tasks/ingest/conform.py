@@ -7,12 +7,16 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cache
 from itertools import chain
+from typing import TYPE_CHECKING, TypeAlias
 
 import numpy as np
 import polars as pl
 
 from tasks.ingest import contract
 from tasks.ingest.contract import BY_NAME, CANONICAL_NAMES, DERIVATIONS, METADATA_NAMES, Column
+
+if TYPE_CHECKING:
+    from polars.datatypes import DataTypeClass
 
 NULL_TOKENS = ("", "NA", "N/A", "n/a", "NaN", "nan", "null", "NULL", "None", "none")
 DEFECTS = "_defects"
@@ -23,7 +27,7 @@ GROUP_SEPARATORS = "/-:"  # KoboToolbox joins groups with "/", ODK Central with 
 MAX_MISSING_SHARE = 0.5
 VALUE_PREVIEW = 80
 DEFECT_DTYPE = pl.List(pl.Struct({"column": pl.String, "value": pl.String}))
-DEFECTS_SCHEMA = {ROW: pl.Int64, DEFECTS: DEFECT_DTYPE}
+DEFECTS_SCHEMA: dict[str, DataTypeClass | pl.DataType] = {ROW: pl.Int64, DEFECTS: DEFECT_DTYPE}
 
 
 class NotASurveyTable(ValueError):
@@ -175,8 +179,12 @@ def _cast_name(name: str) -> str:
     return f"_cast:{name}"
 
 
-def _plan(source: pl.DataFrame, by_name: dict[str, str], typed: bool, *, fast: bool
-          ) -> tuple[list[str], dict[str, str], dict[str, str], dict[str, str], list[pl.Expr]]:
+# output names, fix flag → fix kind, column → defect flag, column → raw header, expressions
+_Plan: TypeAlias = tuple[list[str], dict[str, str], dict[str, str], dict[str, str], list[pl.Expr]]
+_SchemaKey: TypeAlias = tuple[tuple[str, pl.DataType], ...]
+
+
+def _plan(source: pl.DataFrame, by_name: dict[str, str], typed: bool, *, fast: bool) -> _Plan:
     """Expressions producing every contract column, the fix flags, and the defect flags with raw values."""
     values: list[pl.Expr] = [pl.col(ROW)]
     flags: list[pl.Expr] = []
@@ -231,7 +239,7 @@ def conform(table: pl.DataFrame | Iterable[pl.DataFrame], *, typed: bool, chunk_
                        missing_columns=[n for n in CANONICAL_NAMES if n not in present])
     frames, defects, offset = [], [], 0
     by_name = {v: k for k, v in mapping.items()}
-    plans: dict[tuple, tuple] = {}
+    plans: dict[_SchemaKey, tuple[_Plan, _Plan]] = {}
     for piece in chain([first], pieces):
         for start in range(0, piece.height, chunk_rows):
             part = _conform_chunk(piece.slice(start, chunk_rows), by_name, typed, offset, plans)
@@ -250,7 +258,7 @@ def conform(table: pl.DataFrame | Iterable[pl.DataFrame], *, typed: bool, chunk_
 
 
 def _conform_chunk(frame: pl.DataFrame, by_name: dict[str, str], typed: bool, offset: int,
-                   plans: dict[tuple, tuple]) -> Conformed:
+                   plans: dict[_SchemaKey, tuple[_Plan, _Plan]]) -> Conformed:
     """Conform one slice of rows; `offset` keeps source row numbers global; `plans` caches expressions by schema."""
     numeric = {n: h for n, h in by_name.items() if BY_NAME[n].dtype not in ("str", "datetime")}
     source = frame.with_row_index(ROW, offset=offset + 1).with_columns(

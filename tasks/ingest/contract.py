@@ -9,8 +9,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import cache
+from typing import TYPE_CHECKING
 
 import polars as pl
+
+if TYPE_CHECKING:
+    from polars.expr.whenthen import ChainedThen, Then
 
 UGX_PER_USD = 4463.179
 DAYS_PER_YEAR = 365.0
@@ -53,7 +57,7 @@ class Column:
     roles: frozenset[Role] = frozenset()
     min: float | None = None
     max: float | None = None
-    codes: tuple = ()
+    codes: tuple[str | int | float, ...] = ()
     pattern: str | None = None
     nullable: bool = False
     unit: str | None = None
@@ -416,7 +420,7 @@ def progress_status_labels(target: object) -> object:
 
 def progress_status_expr(target: pl.Expr) -> pl.Expr:
     """ProgressStatus from the per-day target, with the >= thresholds of both briefs; null stays null."""
-    expr = pl.when(target.is_null()).then(pl.lit(None, dtype=pl.String))
+    expr: Then | ChainedThen = pl.when(target.is_null()).then(pl.lit(None, dtype=pl.String))
     for status, threshold in STATUS_THRESHOLDS:
         expr = expr.when(target >= threshold).then(pl.lit(status))
     return expr.otherwise(pl.lit(None, dtype=pl.String))

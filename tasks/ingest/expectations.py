@@ -12,7 +12,7 @@ import warnings
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pandas as pd
 import polars as pl
@@ -38,12 +38,14 @@ class SuiteResult:
 def _gx() -> Any:
     """Import GX once, register the custom expectation, and silence its progress bars and chatter."""
     import great_expectations as gx
-    from great_expectations.execution_engine import PandasExecutionEngine
     from great_expectations.execution_engine import pandas_execution_engine as engine_module
+    from great_expectations.execution_engine.pandas_execution_engine import PandasExecutionEngine
     from great_expectations.expectations.expectation import MulticolumnMapExpectation
-    from great_expectations.expectations.metrics.map_metric_provider import MulticolumnMapMetricProvider
     from great_expectations.expectations.metrics.map_metric_provider.multicolumn_condition_partial import (
         multicolumn_condition_partial,
+    )
+    from great_expectations.expectations.metrics.map_metric_provider.multicolumn_map_metric_provider import (
+        MulticolumnMapMetricProvider,
     )
 
     # GX md5-fingerprints frames under 1 GB twice per run (~1.35 s per 1M rows); batches here are never reused.
@@ -57,7 +59,7 @@ def _gx() -> Any:
                                  "ignore_row_if")
         condition_value_keys = ("coefficients", "abs_tolerance", "rel_tolerance")
 
-        @multicolumn_condition_partial(engine=PandasExecutionEngine)
+        @multicolumn_condition_partial(engine=PandasExecutionEngine)  # type: ignore[untyped-decorator]  # GX leaves it unannotated
         def _pandas(cls, column_list: pd.DataFrame, coefficients: list[float], abs_tolerance: float,
                     rel_tolerance: float, **_: Any) -> pd.Series:
             expected = column_list.iloc[:, 1:].mul(coefficients, axis=1).sum(axis=1, skipna=False)
@@ -69,16 +71,17 @@ def _gx() -> Any:
         coefficients: list[float]
         abs_tolerance: float = 0.01
         rel_tolerance: float = 0.0
-        ignore_row_if: str = "any_value_is_missing"
+        ignore_row_if: Literal["all_values_are_missing", "any_value_is_missing", "never"] = "any_value_is_missing"
         map_metric = "multicolumn_values.linear_sum_matches"
         success_keys = ("mostly", "coefficients", "abs_tolerance", "rel_tolerance")
         args_keys = ("column_list", "coefficients")
 
-    gx.expectations.ExpectMulticolumnLinearSumToMatch = ExpectMulticolumnLinearSumToMatch
+    # published beside the built-in expectations, so `_expectation` finds it by name like any other
+    setattr(gx.expectations, ExpectMulticolumnLinearSumToMatch.__name__, ExpectMulticolumnLinearSumToMatch)
     return gx
 
 
-def _expectation(kind: str, kwargs: dict[str, Any], meta: dict) -> Any:
+def _expectation(kind: str, kwargs: dict[str, Any], meta: dict[str, str]) -> Any:
     args = {k: v for k, v in kwargs.items() if v is not None}
     return getattr(_gx().expectations, kind)(**args, meta=meta)
 

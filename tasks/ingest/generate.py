@@ -7,8 +7,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
+from typing import Any, TypeAlias
 
 import numpy as np
+import numpy.typing as npt
 import polars as pl
 import xlsxwriter
 
@@ -67,7 +69,7 @@ def _geography() -> tuple[pl.DataFrame, np.ndarray, np.ndarray]:
     return geo.with_columns(effect=pl.Series(rng.normal(0, 0.3, geo.height))), counts, np.cumsum(counts) - counts
 
 
-def _floor(x: np.ndarray, step: float = 500.0) -> np.ndarray:
+def _floor(x: npt.NDArray[np.float64], step: float = 500.0) -> npt.NDArray[np.float64]:
     """Round down to whole steps of UGX: enumerators record round shilling amounts."""
     return np.floor(np.maximum(x, 0) / step) * step
 
@@ -80,9 +82,9 @@ def generate_households(rows: int, seed: int = 0, bad_rate: float = 0.0, *,
     v = starts[d] + (rng.random(n) * counts[d]).astype(np.int64)
     w = (rng.standard_normal(n) + geo["effect"].to_numpy()[v]) / 1.044  # latent wealth (household + village), sd 1
 
-    def cut(slope: float, *shares: float) -> np.ndarray:
+    def cut(slope: float, *shares: float) -> npt.NDArray[np.int64]:
         """Category 0..k-1 with exactly these shares, ranked by wealth plus logistic noise."""
-        latent = slope * w + rng.logistic(size=n)
+        latent: npt.NDArray[np.float64] = slope * w + rng.logistic(size=n)
         return np.searchsorted(np.quantile(latent, np.cumsum(shares)[:-1]), latent).astype(np.int64)
 
     female = cut(-0.3, 0.713, 0.287)
@@ -184,7 +186,7 @@ def generate_households(rows: int, seed: int = 0, bad_rate: float = 0.0, *,
     tag = 1000 + (seed * 2654435761) % 9000
     digits = pl.lit(pl.Series(tag * 10 ** max(4, len(str(n))) + np.arange(n)).cast(pl.String))
     sex = pl.lit(pl.Series(["M", "F"]).gather(np.where(rng.random(n) < 0.85, female, 1 - female)))
-    first = pl.lit(pl.Series(_FIRST).gather(rng.integers(0, len(_FIRST), n)))
+    given = pl.lit(pl.Series(_FIRST).gather(rng.integers(0, len(_FIRST), n)))
     dist, vvv = pl.col("district"), pl.col("village").str.slice(0, 3).str.to_uppercase()
     code = dist.replace_strict(c.DISTRICT_CODES)
     nulls = rng.random((n, 5)) < np.array(list(_NULLABLE.values()))
@@ -193,7 +195,7 @@ def generate_households(rows: int, seed: int = 0, bad_rate: float = 0.0, *,
     frame = frame.with_columns(
         *(pl.when(pl.lit(nulls[:, i])).then(None).otherwise(x).alias(x) for i, x in enumerate(_NULLABLE)),
         pl.when(dist == "Rubanda").then(pl.concat_str(code, vvv, sex, digits, separator="-"))
-        .otherwise(pl.concat_str(code, vvv, first, pl.concat_str(dist.str.slice(0, 1), digits), separator="-"))
+        .otherwise(pl.concat_str(code, vvv, given, pl.concat_str(dist.str.slice(0, 1), digits), separator="-"))
         .alias("household_id"),
     ).select(pl.col(x).cast(c.column(x).polars_dtype) for x in c.CANONICAL_NAMES)
     if with_metadata:
@@ -219,7 +221,8 @@ def _metadata(rng: np.random.Generator, d: np.ndarray) -> pl.DataFrame:
     raw[:, 6], raw[:, 8] = (raw[:, 6] & 0x0F) | 0x40, (raw[:, 8] & 0x3F) | 0x80  # uuid4 version and variant
     hx = pl.col("hex")
     secs = int(QUARTER_START.timestamp()) + rng.integers(0, 92, n) * 86400 + rng.integers(4 * 3600, 15 * 3600, n)
-    return officers[starts[d] + (rng.random(n) * counts[d]).astype(np.int64)].with_columns(
+    picked: npt.NDArray[np.int64] = starts[d] + (rng.random(n) * counts[d]).astype(np.int64)
+    return officers[picked].with_columns(
         hex=pl.Series(np.frombuffer(raw.tobytes().hex().encode(), dtype="S32")).cast(pl.String),
         secs=pl.Series(secs), app_version=pl.Series(rng.choice(["2.3.0", "2.3.1", "2.4.0"], n, p=[0.2, 0.6, 0.2])),
     ).select(
@@ -228,6 +231,10 @@ def _metadata(rng: np.random.Generator, d: np.ndarray) -> pl.DataFrame:
         submitted_at=pl.from_epoch("secs", "s").dt.strftime("%Y-%m-%dT%H:%M:%SZ"),
         officer_id="officer_id", device_id="device_id", app_version="app_version",
     )
+
+
+# what a fault writes into a column: one value for every row, or one per row
+_Fault: TypeAlias = pl.Series | npt.NDArray[Any] | list[str] | str | int | float | None
 
 
 def _inject(frame: pl.DataFrame, rng: np.random.Generator, bad_rate: float) -> tuple[pl.DataFrame, dict[int, str]]:
@@ -242,14 +249,14 @@ def _inject(frame: pl.DataFrame, rng: np.random.Generator, bad_rate: float) -> t
     cols, is_clean = {x: frame[x].clone() for x in frame.columns}, np.ones(n, dtype=bool)
     is_clean[rows] = False
     clean = np.flatnonzero(is_clean)
-    fixed = {"sentinel_phones": ("phones_owned", -99), "household_too_large": ("household_size", 27),
+    fixed: dict[str, tuple[str, _Fault]] = {"sentinel_phones": ("phones_owned", -99), "household_too_large": ("household_size", 27),
              "land_too_large": ("agriculture_land", 90.0), "radios_typo": ("radios_owned", 21),
              "water_instant": ("time_to_water", 0.001), "opd_zero": ("time_to_opd", 0.0),
              "backtick_business": ("business_count", "`"), "missing_required": ("household_size", None),
              "formula_cell": ("village", '=HYPERLINK("http://x","y")'), "vsla_token": ("vsla_profits_ugx", 1.0),
              "no_land_but_crops": ("agriculture_land", 0.0)}
 
-    def put(name: str, idx: np.ndarray, values: object) -> None:
+    def put(name: str, idx: np.ndarray, values: _Fault) -> None:
         s = cols[name]
         if isinstance(values, str) or (isinstance(values, list) and isinstance(values[0], str)):
             s = s.cast(pl.String)  # a text fault turns that column into a String column

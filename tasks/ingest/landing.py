@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 from tasks.ingest.zones import new_ingestion_id, raw_key
 from tasks.platform.catalog import DuplicateFile, Ingestion
+from tasks.protection import audit
 from tasks.protection.protect import RAW_CHUNK, Keyring, decrypt_stream, encrypt_stream
 
 if TYPE_CHECKING:
@@ -122,6 +123,22 @@ def land(rt: Runtime, source: bytes | BinaryIO | Path, *, source_name: str, door
         rt.store.delete(key)
         return Landed(race.earlier.id, sha256, size, duplicate_of=race.earlier)
     return Landed(ingestion_id, sha256, size)
+
+
+def accept_file(rt: Runtime, source: bytes | BinaryIO | Path, *, door: str, source_name: str,
+                filename: str | None = None, submitted_by: str | None = None,
+                file_format: str | None = None) -> Landed:
+    """Land a file and, unless identical bytes were landed before, audit it as `landed` by the submitter (or door).
+
+    Every door writes the same detail: door, size and the format when the door sniffed it. Never the file name
+    (a clerk may name a file after a person, and audit rows are never erased) nor anything read from the file;
+    the ingestion id, the row's target, leads to the catalog's metadata.
+    """
+    landed = land(rt, source, source_name=source_name, door=door, filename=filename, submitted_by=submitted_by)
+    if not landed.is_duplicate:
+        audit.record(rt.catalog, submitted_by or door, "landed", landed.ingestion_id,
+                     {"door": door, "bytes": landed.size_bytes, "format": file_format})
+    return landed
 
 
 def read_raw(rt: Runtime, ingestion: Ingestion) -> bytes:

@@ -4,14 +4,44 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TypedDict
 
 from tasks.platform.catalog import Catalog
 
 DONE = ("completed", "completed_with_quarantine")
 
 
-def quality_summary(catalog: Catalog, *, days: float, now: datetime | None = None) -> dict[str, Any]:
+class IngestionQuality(TypedDict):
+    """Row counts and rates of one finished ingestion."""
+
+    ingestion_id: str
+    source: str
+    door: str
+    received: int
+    accepted: int
+    quarantined: int
+    duplicate: int
+    pass_rate: float | None
+    completeness: float | None
+
+
+class FailedIngestion(TypedDict):
+    """An ingestion that failed or was rejected, with its one-line reason."""
+
+    ingestion_id: str
+    status: str
+    error: str | None
+
+
+# functional form: "from" is a Python keyword
+QualitySummary = TypedDict("QualitySummary", {
+    "from": str, "to": str, "ingestions": int, "by_status": dict[str, int], "rows_received": int,
+    "rows_accepted": int, "rows_quarantined": int, "pass_rate": float | None, "quarantine_reasons": dict[str, int],
+    "failed": list[FailedIngestion], "per_ingestion": list[IngestionQuality],
+})
+
+
+def quality_summary(catalog: Catalog, *, days: float, now: datetime | None = None) -> QualitySummary:
     """Ingestions received in the last `days`: counts, pass rates, completeness, quarantine by rule."""
     end = now or datetime.now(UTC)
     since = end - timedelta(days=days)
@@ -19,7 +49,7 @@ def quality_summary(catalog: Catalog, *, days: float, now: datetime | None = Non
     statuses = Counter(i.status for i in ingestions)
     done = [i for i in ingestions if i.status in DONE]
     reasons: Counter[str] = Counter()
-    rows = []
+    rows: list[IngestionQuality] = []
     for i in done:
         report = i.report or {}
         reasons.update(report.get("quarantine_reasons", {}))
@@ -43,7 +73,7 @@ def quality_summary(catalog: Catalog, *, days: float, now: datetime | None = Non
     }
 
 
-def quality_markdown(summary: dict[str, Any], title: str) -> str:
+def quality_markdown(summary: QualitySummary, title: str) -> str:
     """The summary as a short markdown report."""
     statuses = ", ".join(f"{k}: {v}" for k, v in summary["by_status"].items()) or "none"
     rate = f"; pass rate {summary['pass_rate']:.1%}." if summary["pass_rate"] is not None else "."

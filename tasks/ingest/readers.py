@@ -231,16 +231,21 @@ def _read_pieces(raw: bytes, header: bytes, spans: list[tuple[int, int]], sep: s
         yield frame
 
 
+def _polars_csv(raw: bytes, names: list[str], sep: str, *, truncate_ragged_lines: bool = False) -> pl.DataFrame:
+    """All-String polars read of `raw` under the given header names."""
+    # null_values: a quoted empty cell is missing too, not ""
+    return pl.read_csv(raw, has_header=True, new_columns=names, separator=sep, infer_schema=False, null_values="",
+                       truncate_ragged_lines=truncate_ragged_lines)
+
+
 def _csv_fast(raw: bytes, header: bytes, sep: str) -> pl.DataFrame | None:
     """Polars read, with ragged rows found cheaply; None when polars cannot read the text at all."""
     names = _names(_split(header, sep))
     n, lines = len(names), raw.count(b"\n") - raw.endswith(b"\n")
     if raw[raw.rfind(b"\n", 0, len(raw) - 1) + 1 :].count(b'"') % 2:  # cut off inside a quoted cell
         return None
-    # null_values: a quoted empty cell is missing too, not ""
-    options = {"has_header": True, "new_columns": names, "separator": sep, "infer_schema": False, "null_values": ""}
     try:
-        frame = pl.read_csv(raw, **options)
+        frame = _polars_csv(raw, names, sep)
         if frame.height == lines:  # one record per line, and polars pads a short row with nulls
             suspects = np.flatnonzero(frame.get_column(names[-1]).is_null().to_numpy())
             body = raw.split(b"\n")[1:] if suspects.size else []
@@ -248,7 +253,7 @@ def _csv_fast(raw: bytes, header: bytes, sep: str) -> pl.DataFrame | None:
     except pl.exceptions.PolarsError:
         pass
     try:  # a row has too many fields, or records span lines
-        frame = pl.read_csv(raw, truncate_ragged_lines=True, **options)
+        frame = _polars_csv(raw, names, sep, truncate_ragged_lines=True)
     except pl.exceptions.PolarsError:
         return None
     if frame.height == lines:  # one record per line: count separators; split only lines with quotes
@@ -338,11 +343,11 @@ def _read_xlsx(data: bytes, caps: ReadCaps, score_header: ScoreHeader | None) ->
     if best is None:
         raise RejectedFile("the workbook has no sheet with a header row")
     _, sheet, names = best
-    options = {"header_row": 0, "n_rows": caps.max_rows + 1, "schema_sample_rows": None}
-    batch, errors = reader.load_sheet(sheet, **options).to_arrow_with_errors()
+    n_rows = caps.max_rows + 1
+    batch, errors = reader.load_sheet(sheet, header_row=0, n_rows=n_rows, schema_sample_rows=None).to_arrow_with_errors()
     if errors and errors.errors:  # a column mixing numbers and text would lose its text cells: read it as text
-        text = {e.position[1]: "string" for e in errors.errors}
-        batch = reader.load_sheet(sheet, dtypes=text, **options).to_arrow()
+        text: fastexcel.DTypeMap = {e.position[1]: "string" for e in errors.errors}
+        batch = reader.load_sheet(sheet, dtypes=text, header_row=0, n_rows=n_rows, schema_sample_rows=None).to_arrow()
     frame = pl.DataFrame(batch)
     if frame.height > caps.max_rows:
         raise _too_many_rows(caps)
@@ -372,7 +377,7 @@ def _column(values: list[object]) -> pl.Series:
     values = [json.dumps(v) if isinstance(v, dict | list) else v for v in values]
     kinds = {type(v) for v in values if v is not None}
     if kinds == {int, float}:
-        values = [None if v is None else float(v) for v in values]  # type: ignore[arg-type]
+        values = [float(v) if isinstance(v, int | float) else None for v in values]  # only ints, floats, None here
     elif len(kinds) > 1 or not kinds:
         values = [v if v is None or isinstance(v, str) else json.dumps(v) for v in values]
         return pl.Series(values, dtype=pl.String)
@@ -385,6 +390,7 @@ def _read_json(data: bytes, caps: ReadCaps, _score: ScoreHeader | None, lines: b
     depth = _json_depth(raw)
     if depth > caps.max_json_depth:
         raise RejectedFile(f"the JSON is nested {depth:,} levels deep; the limit is {caps.max_json_depth}")
+    records: object
     if lines:
         _check_lines(raw, caps.max_line_bytes)
         records = [_json_value(s, i) for i, s in enumerate(raw.split(b"\n"), 1) if s.strip()]

@@ -119,6 +119,7 @@ def _cross_field_rule(r: contract.CrossFieldRule) -> Rule:
     applies = _OPS[when_op](pl.col(when_col), when_value).fill_null(False)
     c = pl.col(r.column)
     helper = f"_when:{r.name}"
+    kwargs: dict[str, float | bool | list[float]]
     if op == "==":
         expectation, kwargs = "ExpectColumnValuesToBeInSet", {"value_set": [value]}
     else:
@@ -201,5 +202,5 @@ def completeness(frame: pl.DataFrame) -> float:
     names = [n for n in contract.CANONICAL_NAMES if n in frame.columns]
     if frame.height == 0 or not names:
         return 0.0
-    nulls = frame.select(pl.sum_horizontal([pl.col(n).null_count() for n in names])).item()
+    nulls: int = frame.select(pl.sum_horizontal([pl.col(n).null_count() for n in names])).item()
     return 1.0 - nulls / (frame.height * len(names))

@@ -18,17 +18,17 @@ import hashlib
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict
 
 import orjson
 from sqlalchemy import bindparam, func, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from tasks.platform.catalog import Catalog
-from tasks.platform.catalog.models import AuditEvent, Ingestion, SurveySubmission, utcnow
+from tasks.platform.catalog.models import AuditEvent, Ingestion, SurveySubmission, table_of, utcnow
 
-_T = SurveySubmission.__table__
-_AUDIT = AuditEvent.__table__
+_T = table_of(SurveySubmission)
+_AUDIT = table_of(AuditEvent)
 
 
 class SubmissionRace(Exception):
@@ -57,6 +57,29 @@ class Decision:
     reason: str | None = None
 
 
+class SubmissionRow(TypedDict):
+    """A survey_submissions row, as inserted."""
+
+    instance_id: str
+    version: int
+    chain_id: str
+    content_hash: str
+    ingestion_id: str
+    deprecated_id: str | None
+    submitted_by: str
+    received_at: datetime
+
+
+class AuditEventRow(TypedDict):
+    """An audit_log row, as inserted."""
+
+    at: datetime
+    actor: str
+    action: str
+    target: str
+    detail: dict[str, Any]  # free-form JSON
+
+
 def content_hash(answers: Mapping[str, Any]) -> str:
     """sha256 of the canonical JSON of the survey answers (sorted keys, no whitespace)."""
     return hashlib.sha256(orjson.dumps(dict(answers), option=orjson.OPT_SORT_KEYS)).hexdigest()
@@ -70,7 +93,7 @@ _LATEST_OF = select(*_COLUMNS).where(_T.c.instance_id.in_(bindparam("ids", expan
 _CHAIN_TOP = select(func.max(_T.c.version)).where(_T.c.chain_id == bindparam("chain_id"))
 _INSERT = insert(_T)
 _INSERT_AUDIT = insert(_AUDIT)
-_INSERT_INGESTION = insert(Ingestion.__table__)
+_INSERT_INGESTION = insert(table_of(Ingestion))
 
 
 def _latest(catalog: Catalog, instance_id: str) -> Version | None:
@@ -113,6 +136,7 @@ def decide(catalog: Catalog, instance_id: str, deprecated_id: str | None, digest
         return stored[iid] if stored is not None and iid in stored else _latest(catalog, iid)
 
     current = latest(instance_id)
+    base: Version | None
     if current is not None:
         if current.content_hash == digest:
             return Decision("replay", current.version, current.chain_id, current.ingestion_id)
@@ -134,20 +158,20 @@ def decide(catalog: Catalog, instance_id: str, deprecated_id: str | None, digest
 
 
 def submission_row(version: Version, *, ingestion_id: str, deprecated_id: str | None, submitted_by: str,
-                   received_at: datetime) -> dict[str, Any]:
+                   received_at: datetime) -> SubmissionRow:
     """The survey_submissions row of one accepted version."""
     return {"instance_id": version.instance_id, "version": version.version, "chain_id": version.chain_id,
             "content_hash": version.content_hash, "ingestion_id": ingestion_id, "deprecated_id": deprecated_id,
             "submitted_by": submitted_by, "received_at": received_at}
 
 
-def landed_event(ingestion_id: str, submitted_by: str, at: datetime, detail: dict[str, Any]) -> dict[str, Any]:
+def landed_event(ingestion_id: str, submitted_by: str, at: datetime, detail: dict[str, Any]) -> AuditEventRow:
     """The `landed` audit event row of one ingestion."""
     return {"at": at, "actor": submitted_by, "action": "landed", "target": ingestion_id, "detail": detail}
 
 
-def record_group(catalog: Catalog, *, ingestions: Sequence[dict[str, Any]], submissions: Sequence[dict[str, Any]],
-                 events: Sequence[dict[str, Any]]) -> None:
+def record_group(catalog: Catalog, *, ingestions: Sequence[dict[str, Any]], submissions: Sequence[SubmissionRow],
+                 events: Sequence[AuditEventRow]) -> None:
     """Insert ingestions, survey versions and audit events in ONE transaction; SubmissionRace if any row clashes."""
     try:
         with catalog.write_lock, catalog.engine.begin() as connection:

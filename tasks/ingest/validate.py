@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import polars as pl
 
@@ -18,6 +18,16 @@ REASON_DTYPE = pl.List(pl.Struct({"rule": pl.String, "expectation": pl.String, "
                                   "value": pl.String}))
 _IDX = "_idx"
 HELD = "_held"
+
+
+class RuleOutcomeRow(TypedDict):
+    """How many rows of a batch one row rule failed: a rule_outcomes row of the catalog."""
+
+    rule: str
+    expectation: str
+    column: str | None
+    unexpected_count: int
+    element_count: int
 
 
 class ValidationMismatch(RuntimeError):
@@ -36,7 +46,7 @@ class Validation:
     reasons: pl.DataFrame
     rule_rows: dict[str, int] = field(default_factory=dict)
     batch_checks: dict[str, dict[str, Any]] = field(default_factory=dict)
-    outcomes: list[dict[str, Any]] = field(default_factory=list)
+    outcomes: list[RuleOutcomeRow] = field(default_factory=list)
     docs_dir: Path | None = None
 
     @property

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 from datetime import UTC, datetime
 from secrets import token_hex
+from typing import Any, Final
 
 import polars as pl
 
@@ -14,7 +15,7 @@ from tasks.ingest.identity import ENCRYPTED, IDENTITY, PII_KEY, PSEUDONYMS
 from tasks.ingest.validate import REASON_DTYPE, REASONS
 from tasks.platform.storage import ObjectStore
 
-PARQUET_COMPRESSION = "zstd"
+PARQUET_COMPRESSION: Final = "zstd"
 
 _SURVEY = tuple(n for n in contract.CANONICAL_NAMES if n not in contract.PII_COLUMNS)
 _META = tuple(n for n in contract.METADATA_NAMES if n not in contract.PII_COLUMNS)
@@ -73,6 +74,16 @@ def write_parquet(store: ObjectStore, key: str, frame: pl.DataFrame, *, overwrit
     data = buffer.getvalue()
     store.put(key, data, overwrite=overwrite)
     return len(data)
+
+
+def write_once(store: ObjectStore, key: str, frame: pl.DataFrame) -> dict[str, Any]:
+    """Write a zone object unless its key exists; returns its lineage row (zone, key, rows, size_bytes).
+
+    Keys are derived from ingestion ids and row sets, and writes are atomic, so an existing object is the
+    complete result of an earlier attempt with the same rows: a re-run keeps it and rewrites nothing.
+    """
+    size = store.size(key) if store.exists(key) else write_parquet(store, key, frame)
+    return {"zone": key.split("/", 1)[0], "key": key, "rows": frame.height, "size_bytes": size}
 
 
 def read_parquet(store: ObjectStore, key: str) -> pl.DataFrame:

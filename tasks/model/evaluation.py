@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import polars as pl
@@ -13,6 +13,9 @@ from sklearn.model_selection import StratifiedGroupKFold
 
 from tasks.ingest import contract
 from tasks.model.estimator import VULNERABLE_BELOW, VulnerabilityModel, design_matrix, source_features
+
+if TYPE_CHECKING:
+    from tasks.model.lifecycle import SnapshotDescription
 
 HOLDOUT_SHARE = 5  # one village in five, chosen by a hash of its name: the same villages at every retrain
 METRICS = ("roc_auc", "pr_auc", "accuracy", "macro_f1_4class", "brier")
@@ -110,7 +113,7 @@ def holdout_score(model: VulnerabilityModel, frame: pl.DataFrame) -> dict[str, f
     return score(test[contract.TARGET].to_numpy(), *_predict(model, design_matrix(test)))
 
 
-def model_card(evaluation: Evaluation, snapshot: dict[str, Any], version: str | None = None) -> str:
+def model_card(evaluation: Evaluation, snapshot: SnapshotDescription, version: str | None = None) -> str:
     """Markdown model card stored with the run: features, data, metrics, intended use, known limits."""
     def table(metrics: dict[str, float]) -> str:
         return " | ".join(f"{k} {v}" for k, v in metrics.items())

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, TypedDict
 
 import numpy as np
 import polars as pl
@@ -13,7 +13,7 @@ import polars as pl
 from tasks.ingest import contract
 from tasks.ingest.zones import read_parquet
 from tasks.model.estimator import VULNERABLE_BELOW, design_matrix
-from tasks.model.registry import Champion
+from tasks.model.registry import CHAMPION, Champion
 from tasks.platform.catalog.monitoring import aware, drift_checks
 
 if TYPE_CHECKING:
@@ -53,7 +53,15 @@ def processed_rows(rt: Runtime, ingestion_ids: list[str] | None = None) -> pl.Da
     return pl.concat([read_parquet(rt.store, k) for k in keys], how="diagonal_relaxed")
 
 
-def labelled_snapshot(rt: Runtime) -> tuple[pl.DataFrame, dict[str, Any]]:
+class SnapshotDescription(TypedDict):
+    """What a model was trained on: the ingestions, the labelled rows and when; kept with each version."""
+
+    ingestions: list[str]
+    rows: int
+    taken_at: str  # ISO 8601, seconds, UTC
+
+
+def labelled_snapshot(rt: Runtime) -> tuple[pl.DataFrame, SnapshotDescription]:
     """Every accepted row that carries the target, and a description of that snapshot."""
     frame = processed_rows(rt)
     if frame.height:
@@ -111,3 +119,20 @@ def check_triggers(rt: Runtime, champion: Champion | None, *, force: bool = Fals
     if age_days >= s.retrain_max_age_days:
         check.fire("schedule", f"champion is {age_days:.0f} days old (limit {s.retrain_max_age_days})")
     return check
+
+
+@dataclass(frozen=True)
+class RollbackResult:
+    """The version serving again after a rollback, and the champion it replaced."""
+
+    restored: str
+    demoted: str
+
+
+def rollback_champion(rt: Runtime) -> RollbackResult:
+    """Make the previous champion serve again and record the decision; LookupError if there is none."""
+    restored, demoted = rt.registry.rollback()
+    rt.catalog.record_decision(triggers={"fired": ["rollback"]}, decision="rollback",
+                               reason=f"rolled back from v{demoted} to v{restored}", model_name=rt.settings.model_name,
+                               model_version=restored, alias=CHAMPION)
+    return RollbackResult(restored, demoted)

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import numpy as np
 import polars as pl
 
 from tasks.model.estimator import VulnerabilityModel, design_matrix
+
+if TYPE_CHECKING:
+    from tasks.model.registry import Champion
+    from tasks.platform.settings import Settings
 
 RISK_BANDS = ("Low", "Medium", "High", "Critical")
 PREDICTION_COLUMNS = ("ingestion_id", "source_row", "household_pseudonym", "district", "cluster", "village",
@@ -45,6 +50,12 @@ def score_households(model: VulnerabilityModel, frame: pl.DataFrame, *, model_na
     ).select(PREDICTION_COLUMNS)
 
 
+def score_with(champion: Champion, frame: pl.DataFrame, settings: Settings) -> pl.DataFrame:
+    """Score `frame` with the champion under the model name and risk-band cut-offs of `settings`."""
+    return score_households(champion.model, frame, model_name=settings.model_name, model_version=champion.version,
+                            cutoffs=settings.risk_band_cutoffs)
+
+
 def summarise(predictions: pl.DataFrame) -> dict[str, object]:
     """Households per predicted status and risk band (for the import report and the API)."""
     if predictions.height == 0:
@@ -54,5 +65,5 @@ def summarise(predictions: pl.DataFrame) -> dict[str, object]:
         "rows_scored": predictions.height,
         "by_status": dict(predictions["predicted_status"].value_counts().iter_rows()),
         "by_risk_band": dict(predictions["risk_band"].value_counts().iter_rows()),
-        "mean_p_vulnerable": round(float(predictions["p_vulnerable"].mean()), 4),
+        "mean_p_vulnerable": round(float(predictions.select(pl.mean("p_vulnerable")).item()), 4),
     }

@@ -10,7 +10,7 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict, cast
 
 from tasks.model.estimator import VulnerabilityModel
 from tasks.model.evaluation import METRICS, Evaluation, holdout_score
@@ -21,6 +21,8 @@ PROMOTION_METRIC = "roc_auc"
 
 if TYPE_CHECKING:
     import polars as pl
+
+    from tasks.model.lifecycle import SnapshotDescription
 
 
 @dataclass(frozen=True)
@@ -39,8 +41,19 @@ class Champion:
 
     version: str
     model: VulnerabilityModel
-    snapshot: dict[str, Any]
+    snapshot: SnapshotDescription
     created_at: float  # epoch seconds
+
+
+class VersionRow(TypedDict):
+    """One registered version as `Registry.versions` lists it (`rtv model list --json`, the dashboard)."""
+
+    version: str
+    aliases: list[str]
+    created: int  # epoch milliseconds
+    run_id: str
+    metrics: dict[str, float | None]  # village-grouped CV, by metric name
+    holdout: dict[str, float | None]  # held-out villages, by metric name
 
 
 def _requirements() -> list[str]:
@@ -93,13 +106,14 @@ class Registry:
         """The fitted model of a version."""
         import mlflow.sklearn
 
-        return mlflow.sklearn.load_model(f"models:/{self.name}/{version}")
+        return cast(VulnerabilityModel, mlflow.sklearn.load_model(f"models:/{self.name}/{version}"))
 
-    def snapshot(self, version: Any) -> dict[str, Any]:
+    def snapshot(self, version: Any) -> SnapshotDescription:
         """The data snapshot a version was trained on."""
         import mlflow.artifacts
 
-        return mlflow.artifacts.load_dict(f"runs:/{version.run_id}/snapshot.json")
+        found = mlflow.artifacts.load_dict(f"runs:/{version.run_id}/snapshot.json")
+        return cast("SnapshotDescription", found)
 
     def reference(self, version: Any) -> pl.DataFrame | None:
         """The monitored columns of a version's training snapshot (its drift reference); None for older versions."""
@@ -123,11 +137,13 @@ class Registry:
         return Champion(str(version.version), self.load(str(version.version)), self.snapshot(version),
                         version.creation_timestamp / 1000)
 
-    def versions(self) -> list[dict[str, Any]]:
+    def versions(self) -> list[VersionRow]:
         """Every version with its aliases and headline metrics, newest first."""
-        rows = []
+        rows: list[VersionRow] = []
         for found in self.client.search_model_versions(f"name = '{self.name}'"):
             v = self.client.get_model_version(self.name, found.version)  # search results leave aliases out
+            if v.run_id is None:  # only a version registered outside `log`; get_run(None) fails less clearly
+                raise LookupError(f"model version {v.version} of {self.name} has no run")
             run = self.client.get_run(v.run_id)
             rows.append({"version": str(v.version), "aliases": sorted(v.aliases), "created": v.creation_timestamp,
                          "run_id": v.run_id, "metrics": {k: run.data.metrics.get(f"cv_{k}") for k in METRICS},
@@ -136,7 +152,7 @@ class Registry:
 
     # ---- writing ------------------------------------------------------------------------------------------
 
-    def log(self, model: VulnerabilityModel, evaluation: Evaluation, snapshot: dict[str, Any], card: str,
+    def log(self, model: VulnerabilityModel, evaluation: Evaluation, snapshot: SnapshotDescription, card: str,
             params: dict[str, Any], reference: pl.DataFrame | None = None) -> str:
         """Log a trained model with its metrics, model card, snapshot and drift reference as a new version."""
         import mlflow
@@ -152,7 +168,7 @@ class Registry:
             mlflow.set_tags({"rtv.snapshot_rows": snapshot.get("rows", 0),
                              "rtv.snapshot_ingestions": len(snapshot.get("ingestions", []))})
             mlflow.log_text(card, "model_card.md")
-            mlflow.log_dict(snapshot, "snapshot.json")
+            mlflow.log_dict(dict(snapshot), "snapshot.json")  # takes dict[str, Any], which a TypedDict is not
             if reference is not None:  # the monitored columns it was trained on: what drift is measured against
                 with tempfile.TemporaryDirectory() as tmp:
                     reference.write_parquet(Path(tmp) / REFERENCE_ARTIFACT)

@@ -14,9 +14,10 @@ from tasks.ingest import contract
 from tasks.model.lifecycle import DONE, processed_rows
 from tasks.model.registry import CHAMPION, has_store
 from tasks.monitoring.alerts import Alert, notify
-from tasks.monitoring.drift_stats import Reference, detect, reference_profile
+from tasks.monitoring.drift_stats import DriftReport, DriftSummary, Reference, detect, reference_profile
 from tasks.platform.catalog import Catalog
 from tasks.platform.catalog import monitoring as store
+from tasks.platform.catalog.models import DriftCheck
 
 if TYPE_CHECKING:
     from tasks.runtime import Runtime
@@ -53,7 +54,7 @@ def champion_reference(rt: Runtime) -> Reference | None:
     return _profiles[key]
 
 
-def drift_alert(result: dict[str, Any], ingestion_id: str | None, scope: str) -> Alert:
+def drift_alert(result: DriftReport, ingestion_id: str | None, scope: str) -> Alert:
     """The alert mail for a flagged result: which features moved, by how much."""
     flagged = sorted(name for name, row in result["features"].items() if row.get("flag"))
     subject = f"ingestion {ingestion_id}" if ingestion_id else f"the {scope} batch"
@@ -69,19 +70,20 @@ def drift_alert(result: dict[str, Any], ingestion_id: str | None, scope: str) ->
 
 
 def measure(rt: Runtime, frame: pl.DataFrame, *, ingestion_id: str | None = None,
-            scope: str = "ingestion") -> dict[str, Any] | None:
+            scope: str = "ingestion") -> DriftReport | None:
     """Drift of a batch against the champion's snapshot; stored in the catalog and alerted when flagged."""
     reference = champion_reference(rt)
     if reference is None:
         return None
     result = detect(reference, frame).as_dict()
-    store.record_drift(rt.catalog, ingestion_id=ingestion_id, scope=scope, result=result)
+    # a plain dict: record_drift takes dict[str, Any], which to mypy a TypedDict is not
+    store.record_drift(rt.catalog, ingestion_id=ingestion_id, scope=scope, result=dict(result))
     if result["drift"]:
         notify(rt, drift_alert(result, ingestion_id, scope))
     return result
 
 
-def drift_of(rt: Runtime, ingestion_id: str) -> dict[str, Any] | None:
+def drift_of(rt: Runtime, ingestion_id: str) -> StoredDrift | DriftReport | None:
     """The stored drift of an ingestion, computed from its processed rows when it was never stored."""
     stored = drift_for(rt.catalog, ingestion_id)
     if stored is not None:
@@ -89,7 +91,7 @@ def drift_of(rt: Runtime, ingestion_id: str) -> dict[str, Any] | None:
     return measure(rt, processed_rows(rt, [ingestion_id]), ingestion_id=ingestion_id)
 
 
-def weekly(rt: Runtime, days: float = 7, now: datetime | None = None) -> dict[str, Any] | None:
+def weekly(rt: Runtime, days: float = 7, now: datetime | None = None) -> DriftReport | None:
     """Drift of every row accepted in the last `days`, pooled: single API surveys are too small alone."""
     since = (now or datetime.now(UTC)) - timedelta(days=days)
     ids = [i.id for i in rt.catalog.list_ingestions(limit=100_000, since=since) if i.status in DONE]
@@ -97,19 +99,27 @@ def weekly(rt: Runtime, days: float = 7, now: datetime | None = None) -> dict[st
     return measure(rt, frame, scope="weekly") if frame.height else None
 
 
-def _row(check: Any) -> dict[str, Any]:
+class StoredDrift(DriftSummary):
+    """A drift result read back from the catalog: which batch, when, and the measured figures."""
+
+    ingestion_id: str | None
+    scope: str
+    computed_at: str  # ISO 8601, seconds, UTC offset
+
+
+def _row(check: DriftCheck) -> StoredDrift:
     return {"ingestion_id": check.ingestion_id, "scope": check.scope,
             "computed_at": store.aware(check.computed_at).isoformat(timespec="seconds"),
             "drift": check.drift, "score": check.score, "rows": check.rows,
             "reference_version": check.reference_version, "features": check.features}
 
 
-def drift_for(catalog: Catalog, ingestion_id: str) -> dict[str, Any] | None:
-    """The stored drift result of one ingestion (plain dict), or None."""
+def drift_for(catalog: Catalog, ingestion_id: str) -> StoredDrift | None:
+    """The stored drift result of one ingestion (a plain dict), or None."""
     found = store.drift_checks(catalog, ingestion_id=ingestion_id, limit=1)
     return _row(found[0]) if found else None
 
 
-def latest_drift(catalog: Catalog, limit: int = 20) -> list[dict[str, Any]]:
+def latest_drift(catalog: Catalog, limit: int = 20) -> list[StoredDrift]:
     """The newest drift results (per ingestion and weekly), newest first, as plain dicts."""
     return [_row(c) for c in store.drift_checks(catalog, limit=limit)]

@@ -6,15 +6,38 @@ PSI and JS get p-values from their second-order null, PSI ≈ 8·JS ≈ (1/n + 1
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Literal, TypedDict
 
 import numpy as np
 from scipy import stats
 
+PValue = Literal["ks_p", "psi_p", "chi2_p", "js_p"]
+Test = tuple[str, float, float]  # (distribution, statistic, parameter): what `p_values` needs for one p-value
+
+
+class FeatureDrift(TypedDict, total=False):
+    """One monitored feature's drift figures (stored and printed); the keys present depend on its kind."""
+
+    psi: float
+    ks: float  # numbers only
+    ks_p: float  # Holm-adjusted, like every *_p
+    psi_p: float
+    chi2: float  # categories only, like js, new and missing
+    chi2_p: float
+    js: float  # bits
+    js_p: float
+    rows: int
+    new: list[str]  # categories the reference never saw
+    missing: list[str]  # reference categories absent from the batch
+    skipped: str  # why the feature was not tested (too few values); then only `flag` accompanies it
+    flag: bool
+    _tests: dict[PValue, Test]  # the metric functions' hand-over to `detect`, which removes it
+
 
 def smoothed(counts: np.ndarray, s: float) -> np.ndarray:
     """Proportions with `s` pseudo-counts per cell, so no cell is empty."""
-    return (counts + s) / (counts.sum() + s * counts.size)
+    proportions: np.ndarray = (counts + s) / (counts.sum() + s * counts.size)
+    return proportions
 
 
 def psi(p: np.ndarray, q: np.ndarray) -> float:
@@ -23,7 +46,7 @@ def psi(p: np.ndarray, q: np.ndarray) -> float:
 
 
 def numeric(r: np.ndarray, edges: np.ndarray, ref_counts: np.ndarray, batch: np.ndarray,
-            smoothing: float) -> dict[str, Any]:
+            smoothing: float) -> FeatureDrift:
     """KS and PSI of sorted batch values against sorted reference values and its decile bins; tests in `_tests`."""
     n, m = batch.size, r.size
     grid = np.concatenate([r, batch])
@@ -35,7 +58,7 @@ def numeric(r: np.ndarray, edges: np.ndarray, ref_counts: np.ndarray, batch: np.
             "_tests": {"ks_p": ("ks", d, round(n * m / (n + m))), "psi_p": ("chi2", index / (1 / n + 1 / m), df)}}
 
 
-def categorical(known: dict[str, int], batch: dict[str, int], smoothing: float) -> dict[str, Any]:
+def categorical(known: dict[str, int], batch: dict[str, int], smoothing: float) -> FeatureDrift:
     """Chi-square (2×K homogeneity), JS divergence (bits) and PSI of category counts; tests in `_tests`."""
     names = sorted(set(known) | set(batch))
     r = np.array([known.get(c, 0) for c in names], dtype=float)
@@ -53,7 +76,7 @@ def categorical(known: dict[str, int], batch: dict[str, int], smoothing: float) 
             "_tests": {"chi2_p": ("chi2", chi2, df), "js_p": ("chi2", 8 * js / (1 / n + 1 / m), df)}}
 
 
-def p_values(tests: list[tuple[str, float, float]]) -> list[float]:
+def p_values(tests: list[Test]) -> list[float]:
     """Upper-tail p-values, one vectorised scipy call per distribution (scalar calls dominated the run time)."""
     p = np.ones(len(tests))
     for dist, sf in (("ks", stats.kstwo.sf), ("chi2", stats.chi2.sf)):

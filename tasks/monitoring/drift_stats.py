@@ -11,13 +11,13 @@ batch makes trivial differences significant, a 50-row batch makes large PSIs by 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TypedDict
 
 import numpy as np
 import polars as pl
 
 from tasks.ingest import contract
-from tasks.monitoring.drift_metrics import categorical, holm, numeric, p_values
+from tasks.monitoring.drift_metrics import FeatureDrift, PValue, Test, categorical, holm, numeric, p_values
 
 
 @dataclass(frozen=True)
@@ -99,6 +99,23 @@ def reference_profile(frame: pl.DataFrame, version: str | None = None,
                      frame.height, version)
 
 
+class DriftSummary(TypedDict):
+    """The figures every drift result carries, measured now (`DriftReport`) or read back from the catalog."""
+
+    drift: bool
+    score: float
+    rows: int
+    reference_version: str | None
+    features: dict[str, FeatureDrift]
+
+
+class DriftReport(DriftSummary):
+    """A drift result as measured (`DriftResult.as_dict`), as the catalog stores it."""
+
+    status: str
+    reference_rows: int
+
+
 @dataclass
 class DriftResult:
     """Drift of one batch: the decision, the overall score (largest PSI) and per-feature figures."""
@@ -108,10 +125,10 @@ class DriftResult:
     rows: int
     reference_rows: int
     reference_version: str | None
-    features: dict[str, dict[str, Any]] = field(default_factory=dict)
+    features: dict[str, FeatureDrift] = field(default_factory=dict)
     status: str = "ok"  # "ok" or "insufficient" (too few rows to test anything)
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> DriftReport:
         """The JSON shape `rtv drift --json` prints and the catalog stores."""
         return {"drift": self.drift, "score": self.score, "status": self.status, "rows": self.rows,
                 "reference_rows": self.reference_rows, "reference_version": self.reference_version,
@@ -120,7 +137,7 @@ class DriftResult:
 
 def detect(ref: Reference, frame: pl.DataFrame, cal: Calibration = CALIBRATION) -> DriftResult:
     """Compare a batch's monitored columns with the reference; flags need Holm significance and PSI ≥ the floor."""
-    features: dict[str, dict[str, Any]] = {}
+    features: dict[str, FeatureDrift] = {}
     for name, values in _numbers(frame).items():
         if name not in ref.sorted_values or values.size < cal.min_rows:
             features[name] = {"skipped": f"{values.size} values (need {cal.min_rows})", "flag": False}
@@ -133,7 +150,8 @@ def detect(ref: Reference, frame: pl.DataFrame, cal: Calibration = CALIBRATION) 
             features[name] = {"skipped": f"{sum(counts.values())} values (need {cal.min_rows})", "flag": False}
         else:
             features[name] = categorical(ref.categories[name], counts, cal.smoothing)
-    tested = [(f, metric, test) for f, row in features.items() for metric, test in row.get("_tests", {}).items()]
+    tested: list[tuple[str, PValue, Test]] = [(f, metric, test) for f, row in features.items()
+                                              for metric, test in row.get("_tests", {}).items()]
     for (f, metric, _), adjusted in zip(tested, holm(p_values([t for *_, t in tested])), strict=True):
         features[f][metric] = float(f"{adjusted:.3g}")
     for row in features.values():

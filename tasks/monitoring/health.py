@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, TypedDict, cast
 
 from tasks.monitoring.readiness import check_catalog, check_storage
 from tasks.monitoring.thresholds import DONE, ingestion_breaches
@@ -20,13 +21,45 @@ BANDS = ((90.0, "healthy"), (70.0, "degraded"), (0.0, "unhealthy"))
 MODEL_PENALTY = 30.0  # per model problem: too old, drift flagged against it
 
 
+class Figures(TypedDict, total=False):
+    """The numbers behind one component's score; which are present depends on the component."""
+
+    runs: int  # runs: finished runs, and how many completed
+    completed: int
+    ingestions: int  # quality: finished ingestions, and the ids (up to 20) that crossed a threshold
+    breached: list[str]
+    version: str  # model: the champion, its age and held-out ROC AUC
+    age_days: float
+    holdout_roc_auc: float | None
+    catalog: bool  # system: whether each probe passed
+    storage: bool
+    seconds: float  # how long measuring the component took (all but system)
+
+
 @dataclass
 class Component:
     """One part of the score: 0–100, what it is based on, and the figures."""
 
     score: float
     detail: str
-    figures: dict[str, Any] = field(default_factory=dict)
+    figures: Figures = field(default_factory=Figures)
+
+
+class ComponentRecord(TypedDict):
+    """A `Component` as plain JSON."""
+
+    score: float
+    detail: str
+    figures: Figures
+
+
+class HealthRecord(TypedDict):
+    """A `HealthReport` as plain JSON: what `rtv health --json` prints and the dashboard shows."""
+
+    score: float
+    band: str
+    components: dict[str, ComponentRecord]
+    checked_at: str
 
 
 @dataclass
@@ -38,8 +71,9 @@ class HealthReport:
     components: dict[str, Component]
     checked_at: str
 
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+    def as_dict(self) -> HealthRecord:
+        """The report as a `HealthRecord` (a deep copy)."""
+        return cast(HealthRecord, asdict(self))  # asdict returns dict[str, Any]; the fields fix its shape
 
 
 def _prefect_states(since: datetime) -> list[str] | None:
@@ -96,8 +130,8 @@ def _model(rt: Runtime, now: datetime) -> Component:
     created = version.creation_timestamp / 1000
     age = (now.timestamp() - created) / 86400
     metrics = rt.registry.client.get_run(version.run_id).data.metrics
-    figures = {"version": str(version.version), "age_days": round(age, 1),
-               "holdout_roc_auc": metrics.get("holdout_roc_auc")}
+    figures: Figures = {"version": str(version.version), "age_days": round(age, 1),
+                        "holdout_roc_auc": metrics.get("holdout_roc_auc")}
     problems = []
     if age >= rt.settings.retrain_max_age_days:
         problems.append(f"{age:.0f} days old (limit {rt.settings.retrain_max_age_days})")
@@ -109,10 +143,11 @@ def _model(rt: Runtime, now: datetime) -> Component:
 
 
 def _system(rt: Runtime) -> Component:
-    checks = {"catalog": check_catalog(rt), "storage": check_storage(rt)}  # the same probes as the API's /ready
+    catalog, storage = check_catalog(rt), check_storage(rt)  # the same probes as the API's /ready
+    checks = {"catalog": catalog, "storage": storage}
     ok = sum(c.ok for c in checks.values())
     return Component(100.0 * ok / len(checks), ", ".join(f"{k}: {c.message}" for k, c in checks.items()),
-                     {k: c.ok for k, c in checks.items()})
+                     {"catalog": catalog.ok, "storage": storage.ok})
 
 
 def band(score: float) -> str:
@@ -127,8 +162,10 @@ def health_report(rt: Runtime, *, days: float = 7, now: datetime | None = None,
     since = now - timedelta(days=days)
     system = _system(rt)
     components = {"system": system}
-    for name, build in (("runs", lambda: _runs(rt, since, run_states)), ("quality", lambda: _quality(rt, since)),
-                        ("model", lambda: _model(rt, now))):
+    parts: tuple[tuple[str, Callable[[], Component]], ...] = (
+        ("runs", lambda: _runs(rt, since, run_states)), ("quality", lambda: _quality(rt, since)),
+        ("model", lambda: _model(rt, now)))
+    for name, build in parts:
         started = time.monotonic()
         try:
             components[name] = build()

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from tasks.monitoring.alerts import notify
-from tasks.monitoring.thresholds import Breach, breach_alert
+from tasks.monitoring.thresholds import Breach, BreachRecord, breach_alert
 from tasks.platform.catalog.monitoring import aware
 
 if TYPE_CHECKING:
@@ -71,7 +71,7 @@ def scheduled_runs(now: datetime) -> list[ScheduledRun]:
     return found
 
 
-def check_schedules(rt: Runtime, now: datetime, runs: list[ScheduledRun] | None = None) -> list[dict[str, Any]]:
+def check_schedules(rt: Runtime, now: datetime, runs: list[ScheduledRun] | None = None) -> list[BreachRecord]:
     """Mail each scheduled deployment whose last run failed or is late; returns the breaches."""
     breaches = run_breaches(scheduled_runs(now) if runs is None else runs, now, rt.settings.late_run_minutes)
     for breach in breaches:

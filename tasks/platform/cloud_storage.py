@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Coroutine, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO, TypedDict, TypeVar, cast
 
 from tasks.platform.settings import Settings
 from tasks.platform.storage import ObjectExists, ObjectStore, check_key
@@ -22,6 +22,15 @@ READ_BUFFER = 1024 * 1024
 # The SDKs' own retries cover a dropped packet; the tasks' retries with exponential backoff cover an outage.
 # Kept short so a dead endpoint fails a task in seconds (the SDK defaults wait minutes: Azure backs off from 15 s).
 CONNECT_TIMEOUT_S, READ_TIMEOUT_S, SDK_ATTEMPTS = 5, 60, 3
+_Block = TypeVar("_Block")
+
+
+def _loaded(block: _Block | Coroutine[Any, Any, _Block]) -> _Block:
+    """The block `Block.load` returned; Prefect hands out a coroutine instead only inside a running event loop."""
+    if isinstance(block, Coroutine):
+        block.close()  # never awaited: closed so Python does not warn about it
+        raise RuntimeError("object store blocks must be loaded from synchronous code")
+    return block
 
 
 def _folder(prefix: str | None) -> str:
@@ -112,7 +121,7 @@ class S3Store:
         from prefect_aws import AwsClientParameters, AwsCredentials, S3Bucket
 
         if settings.s3_block:
-            return cls(S3Bucket.load(settings.s3_block))
+            return cls(_loaded(S3Bucket.load(settings.s3_block)))
         credentials = AwsCredentials(region_name=settings.s3_region, aws_client_parameters=AwsClientParameters(
             endpoint_url=settings.s3_endpoint_url))
         return cls(S3Bucket(bucket_name=settings.s3_bucket, bucket_folder=settings.s3_prefix,
@@ -141,7 +150,7 @@ class S3Store:
     def get(self, key: str) -> bytes:
         """Read an object's bytes."""
         with _s3_errors(key):
-            return self._client.get_object(Bucket=self.bucket_name, Key=self._key(key))["Body"].read()
+            return cast(bytes, self._client.get_object(Bucket=self.bucket_name, Key=self._key(key))["Body"].read())
 
     def get_to_file(self, key: str, path: Path) -> None:
         """Download an object to a local file (ranged, in parallel)."""
@@ -185,13 +194,27 @@ class S3Store:
 # ---- Azure Blob Storage ------------------------------------------------------------------------------------
 
 
+class _BlobClientOptions(TypedDict):
+    """Transfer sizes, timeouts and retries the Azure SDK takes as keyword arguments."""
+
+    max_single_put_size: int
+    max_block_size: int
+    max_single_get_size: int
+    max_chunk_get_size: int
+    connection_timeout: int
+    read_timeout: int
+    retry_total: int
+    initial_backoff: int
+    increment_base: int
+
+
 def _blob_service(credentials: AzureBlobStorageCredentials) -> BlobServiceClient:
     """A synchronous client for the prefect-azure credentials (the block itself hands out async clients)."""
     from azure.storage.blob import BlobServiceClient
 
     # Reads come in 4 MB ranges: the SDK briefly holds 8 bytes per byte of a range (list() of its
     # response stream pre-sizes to the byte length), so a bigger range costs memory, a smaller one round trips.
-    sizes = {"max_single_put_size": PART_BYTES, "max_block_size": PART_BYTES,
+    sizes: _BlobClientOptions = {"max_single_put_size": PART_BYTES, "max_block_size": PART_BYTES,
              "max_single_get_size": PART_BYTES // 2, "max_chunk_get_size": PART_BYTES // 2,
              "connection_timeout": CONNECT_TIMEOUT_S, "read_timeout": READ_TIMEOUT_S,
              "retry_total": SDK_ATTEMPTS - 1, "initial_backoff": 1, "increment_base": 2}
@@ -235,7 +258,7 @@ class AzureStore:
         from prefect_azure import AzureBlobStorageContainer, AzureBlobStorageCredentials
 
         if settings.azure_block:
-            return cls(AzureBlobStorageContainer.load(settings.azure_block))
+            return cls(_loaded(AzureBlobStorageContainer.load(settings.azure_block)))
         if settings.azure_connection_string is None:
             raise ValueError("azure storage needs RTV_AZURE_CONNECTION_STRING or RTV_AZURE_BLOCK")
         credentials = AzureBlobStorageCredentials(connection_string=settings.azure_connection_string)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Literal
 
@@ -151,6 +152,19 @@ class Settings(BaseSettings):
     def resolved_catalog_url(self) -> str:
         """Catalog URL, defaulting to a SQLite file inside the data directory."""
         return self.catalog_url or f"sqlite:///{self.data_dir / 'catalog.db'}"
+
+    def fingerprint(self) -> str:
+        """A sha256 hex digest of every value, secrets included: equal for equal Settings, a cache key."""
+        values = {k: v.get_secret_value() if isinstance(v, SecretStr) else v for k, v in self}
+        return hashlib.sha256(repr(sorted(values.items())).encode()).hexdigest()
+
+
+UPLOAD_CAP_MB = 200  # Streamlit holds an upload in memory, and uploads past ~100-200 MB fail behind proxies
+
+
+def upload_limit_mb(max_upload_bytes: int) -> int:
+    """Largest browser upload in MB (Streamlit's maxUploadSize): RTV_MAX_UPLOAD_BYTES, capped at UPLOAD_CAP_MB."""
+    return max(1, min(max_upload_bytes // (1024 * 1024), UPLOAD_CAP_MB))
 
 
 def settings_table() -> str:

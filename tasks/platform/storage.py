@@ -115,7 +115,7 @@ class LocalStore:
 
     def open(self, key: str) -> BinaryIO:
         """A binary stream of the object (close it when done)."""
-        return open(self.path(key), "rb")  # noqa: SIM115 - the caller owns the handle
+        return open(self.path(key), "rb")  # the caller owns the handle, and closes it
 
     def exists(self, key: str) -> bool:
         """Whether the key exists."""

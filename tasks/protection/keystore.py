@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,7 +45,11 @@ class SecretBlockKeys:
     def load(self) -> Keyring:
         from prefect.blocks.system import Secret
 
-        value = Secret.load(self.block).get()
+        secret = Secret.load(self.block)
+        if isinstance(secret, Coroutine):  # Prefect hands out a coroutine only inside a running event loop
+            secret.close()
+            raise ProtectionError(f"{self.where} must be loaded from synchronous code")
+        value = secret.get()
         return Keyring.from_json(value if isinstance(value, str) else json.dumps(value))
 
     def save(self, keyring: Keyring) -> None:

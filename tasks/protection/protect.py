@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 import polars as pl
-import polars_hash  # noqa: F401 - registers the .chash expression namespace
+import polars_hash
 from cryptography.exceptions import InvalidTag
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -126,7 +126,8 @@ def pseudonym_expr(keyring: Keyring, expr: pl.Expr) -> pl.Expr:
 
 def hmac_expr(keyring: Keyring, expr: pl.Expr) -> pl.Expr:
     """Keyed HMAC-SHA256 (32 hex chars) of a String or Binary expression; nulls stay null."""
-    return expr.chash.hmac_sha256(key=keyring.hmac_key.decode()).str.slice(0, 32)
+    # the `expr.chash` namespace, built directly: mypy cannot see namespaces registered at import time
+    return polars_hash.CryptographicHashingNameSpace(expr).hmac_sha256(key=keyring.hmac_key.decode()).str.slice(0, 32)
 
 
 def pseudonymize(keyring: Keyring, values: pl.Series) -> pl.Series:
@@ -229,7 +230,7 @@ def encrypt_stream(keyring: Keyring, chunks: Iterator[bytes]) -> Iterator[bytes]
         last = following is None
         nonce = struct.pack(">4xQ", index)
         yield _frame(aead.encrypt(nonce, pending, struct.pack(">QB", index, last)))
-        if last:
+        if following is None:
             return
         pending, index = following, index + 1
 

@@ -107,6 +107,12 @@ def get_user(catalog: Catalog, name: str) -> User | None:
         return s.scalar(select(User).where(User.name == name))
 
 
+def list_users(catalog: Catalog) -> list[User]:
+    """Every user, by name."""
+    with catalog.session() as s:
+        return list(s.scalars(select(User).order_by(User.name)))
+
+
 def ensure_first_engineer(catalog: Catalog, password_file: Path, name: str = "admin") -> str | None:
     """Create an engineer when the catalog has no user yet; its random password goes to `password_file` (0600).
 

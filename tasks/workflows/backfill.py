@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from tasks.ingest.zones import read_parquet, write_parquet
-from tasks.model.predictions import score_households
+from tasks.ingest.zones import read_parquet, write_once
+from tasks.model.predictions import score_with
 from tasks.model.registry import Champion
 
 if TYPE_CHECKING:
@@ -24,12 +24,8 @@ def score_unscored(rt: Runtime, champion: Champion) -> dict[str, int]:
         target = "predictions/" + obj.key.removeprefix("processed/")
         if target in scored:
             continue
-        predictions = score_households(champion.model, read_parquet(rt.store, obj.key),
-                                       model_name=rt.settings.model_name, model_version=champion.version,
-                                       cutoffs=rt.settings.risk_band_cutoffs)
-        size = rt.store.size(target) if rt.store.exists(target) else write_parquet(rt.store, target, predictions)
-        rt.catalog.add_zone_objects(obj.ingestion_id, [{"zone": "predictions", "key": target,
-                                                        "rows": predictions.height, "size_bytes": size}])
+        predictions = score_with(champion, read_parquet(rt.store, obj.key), rt.settings)
+        rt.catalog.add_zone_objects(obj.ingestion_id, [write_once(rt.store, target, predictions)])
         done["objects"] += 1
         done["rows"] += predictions.height
     return done

@@ -10,8 +10,8 @@ import polars as pl
 
 from tasks.ingest.features import add_features
 from tasks.ingest.validate import REASONS
-from tasks.ingest.zones import PROCESSED_COLUMNS, VALIDATED_COLUMNS, read_parquet, write_parquet
-from tasks.model.predictions import score_households
+from tasks.ingest.zones import PROCESSED_COLUMNS, VALIDATED_COLUMNS, read_parquet, write_once
+from tasks.model.predictions import score_with
 
 if TYPE_CHECKING:
     from tasks.runtime import Runtime
@@ -68,14 +68,9 @@ def approve(rt: Runtime, ingestion_id: str, rows: list[int], reviewer: str, note
     outputs = {"validated": chosen.select(VALIDATED_COLUMNS), "processed": processed}
     champion = rt.champion()
     if champion is not None:
-        outputs["predictions"] = score_households(champion.model, processed, model_name=rt.settings.model_name,
-                                                  model_version=champion.version,
-                                                  cutoffs=rt.settings.risk_band_cutoffs)
-    objects = []
-    for zone, frame in outputs.items():
-        key = f"{zone}/{ingestion_id}/review-{tag}.parquet"
-        size = rt.store.size(key) if rt.store.exists(key) else write_parquet(rt.store, key, frame)
-        objects.append({"zone": zone, "key": key, "rows": frame.height, "size_bytes": size})
+        outputs["predictions"] = score_with(champion, processed, rt.settings)
+    objects = [write_once(rt.store, f"{zone}/{ingestion_id}/review-{tag}.parquet", frame)
+               for zone, frame in outputs.items()]
     rt.catalog.record_reviews(ingestion_id, rows, decision="approved", reviewer=reviewer, note=note, objects=objects)
     return Reviewed(ingestion_id, sorted(rows), "approved", [o["key"] for o in objects])
 

@@ -9,7 +9,7 @@ import polars as pl
 from tasks.ingest.conform import NotASurveyTable, conform, score_header
 from tasks.ingest.features import add_features
 from tasks.ingest.readers import RejectedFile, read_table
-from tasks.model.predictions import score_households, summarise
+from tasks.model.predictions import score_with, summarise
 from tasks.protection.protect import pseudonymize
 
 if TYPE_CHECKING:
@@ -32,6 +32,5 @@ def score_file(rt: Runtime, data: bytes) -> tuple[pl.DataFrame, dict[str, object
         raise ScoringError(str(bad)) from None
     frame = conformed.frame.with_columns(pseudonymize(rt.keyring, conformed.frame["household_id"])
                                          .alias("household_pseudonym")).drop("household_id", "officer_id", "device_id")
-    predictions = score_households(champion.model, add_features(frame), model_name=rt.settings.model_name,
-                                   model_version=champion.version, cutoffs=rt.settings.risk_band_cutoffs)
+    predictions = score_with(champion, add_features(frame), rt.settings)
     return predictions, summarise(predictions) | {"rows": frame.height}

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import case, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from tasks.platform.catalog.models import AlertGroup, AlertSent, DriftCheck
+from tasks.platform.catalog.models import AlertGroup, AlertSent, DriftCheck, table_of
 from tasks.platform.catalog.repo import Catalog
 
 
@@ -57,7 +57,7 @@ def claim(catalog: Catalog, key: str, kind: str, subject: str, now: datetime, wi
     Each branch is one conditional UPDATE or INSERT, so two processes racing on the same key cannot both
     mail: the loser's statement matches no row (or hits the primary key) and it counts instead.
     """
-    table = AlertGroup.__table__
+    table = table_of(AlertGroup)
     for _ in range(3):
         with catalog.write_lock, catalog.engine.begin() as db:
             counted = db.execute(update(table).where(table.c.key == key, table.c.window_ends_at > now)
@@ -92,7 +92,7 @@ def closed_groups(catalog: Catalog, now: datetime) -> list[AlertGroup]:
 
 def take_held_back(catalog: Catalog, group: AlertGroup) -> bool:
     """Claim a closed group's held-back events for one summary mail (False when another process did)."""
-    table = AlertGroup.__table__
+    table = table_of(AlertGroup)
     with catalog.write_lock, catalog.engine.begin() as db:
         done = db.execute(update(table).where(table.c.key == group.key, table.c.grouped == group.grouped,
                                               table.c.window_ends_at == group.window_ends_at).values(grouped=0))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import datetime
 from pathlib import Path
@@ -34,12 +34,14 @@ from tasks.platform.catalog.models import (
     RowIdentity,
     RuleOutcome,
     ZoneObject,
+    table_of,
     utcnow,
 )
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-_INSERT_INGESTION = insert(Ingestion.__table__)
-_ID_BY_SHA256 = select(Ingestion.__table__.c.id).where(Ingestion.__table__.c.sha256 == bindparam("sha256"))
+_INGESTIONS = table_of(Ingestion)
+_INSERT_INGESTION = insert(_INGESTIONS)
+_ID_BY_SHA256 = select(_INGESTIONS.c.id).where(_INGESTIONS.c.sha256 == bindparam("sha256"))
 
 
 class DuplicateFile(Exception):
@@ -73,11 +75,14 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
 
 
-def _bulk_load(connection: Connection, table: str, columns: Sequence[str], rows: Sequence[tuple]) -> None:
+def _bulk_load(connection: Connection, table: str, columns: Sequence[str], rows: Sequence[tuple[str, ...]]) -> None:
     """Insert many rows at driver speed: COPY on PostgreSQL, executemany on SQLite (the ORM costs ~10x)."""
     if not rows:
         return
-    cursor = connection.connection.driver_connection.cursor()
+    driver = connection.connection.driver_connection
+    if driver is None:  # only after the connection was invalidated, which would make the load fail anyway
+        raise RuntimeError("the catalog connection is closed")
+    cursor = driver.cursor()
     names = ", ".join(columns)
     if connection.dialect.name == "postgresql":
         # values are hex digests and ids (no tabs, newlines or backslashes), so plain text COPY is exact
@@ -85,7 +90,8 @@ def _bulk_load(connection: Connection, table: str, columns: Sequence[str], rows:
         with cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
             copy.write(payload)
     else:
-        cursor.executemany(f"INSERT INTO {table} ({names}) VALUES ({', '.join('?' * len(columns))})", rows)
+        # S608: table and column names are this module's constants; the values go as parameters
+        cursor.executemany(f"INSERT INTO {table} ({names}) VALUES ({', '.join('?' * len(columns))})", rows)  # noqa: S608
 
 
 class Catalog:
@@ -173,7 +179,7 @@ class Catalog:
             return list(s.scalars(query))
 
     def record_result(self, ingestion_id: str, *, status: str, report: dict[str, Any],
-                      rule_outcomes: Sequence[dict[str, Any]], metrics: dict[str, float],
+                      rule_outcomes: Sequence[Mapping[str, Any]], metrics: dict[str, float],
                       objects: Sequence[dict[str, Any]]) -> None:
         """Store an ingestion's outcome, rule counts, metrics and lineage in one transaction (re-runs replace)."""
         counts = {k: report.get(k) for k in ("rows_received", "rows_accepted", "rows_quarantined", "rows_duplicate")}
@@ -263,14 +269,15 @@ class Catalog:
             )
             try:
                 _bulk_load(connection, "candidate_ids", ("identity", "content_hash"), rows)
+                # S608 below: `param` is the driver's placeholder ("?" or "%s"); the id goes as a parameter
                 held = connection.exec_driver_sql(
-                    "SELECT r.identity, r.content_hash FROM row_identities r JOIN candidate_ids c "
+                    "SELECT r.identity, r.content_hash FROM row_identities r JOIN candidate_ids c "  # noqa: S608
                     f"ON c.identity = r.identity WHERE r.ingestion_id <> {param}",
                     (ingestion_id,),
                 )
                 earlier = {identity: digest for identity, digest in held}
                 connection.exec_driver_sql(
-                    "INSERT INTO row_identities (identity, content_hash, ingestion_id) "
+                    "INSERT INTO row_identities (identity, content_hash, ingestion_id) "  # noqa: S608
                     f"SELECT c.identity, c.content_hash, {param} FROM candidate_ids c WHERE NOT EXISTS "
                     "(SELECT 1 FROM row_identities r WHERE r.identity = c.identity) ORDER BY c.identity",
                     (ingestion_id,),

@@ -1,8 +1,8 @@
 """`rtv up` / `rtv down`: the whole product on one machine — Prefect server, worker, deployments, demo data.
 
-Each service runs in its own process group, so one signal stops it and its children (a Prefect worker
-started from a script ignores SIGINT otherwise: `shared/stack.md`). Ctrl-C, SIGTERM or `rtv down` stop
-everything; a PID file in the data directory lets `rtv down` find a detached stack.
+Each service runs in its own process group (tasks/platform/processes.py), so one signal stops it and its
+children. Ctrl-C, SIGTERM or `rtv down` stop everything; a PID file in the data directory lets `rtv down`
+find a detached stack.
 """
 
 from __future__ import annotations
@@ -11,19 +11,20 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import FrameType
 
-import httpx
-
+from tasks.platform.deployments import WORK_POOL
+from tasks.platform.processes import BIN, start_process, stop_processes, wait_until_ready
 from tasks.platform.settings import Settings
 
+__all__ = ["BIN", "Service", "Stack", "bring_up", "run_in_foreground", "start_detached", "stop_detached"]
+
 ROOT = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
-POOL = "rtv-pool"  # must match prefect.yaml
+API_PORT = 8000
 
 
 @dataclass
@@ -56,6 +57,11 @@ class Stack:
     def api_url(self) -> str:
         return f"http://127.0.0.1:{self.prefect_port}/api"
 
+    @property
+    def state_file(self) -> Path:
+        """Where a running stack writes its PID and addresses (`rtv down` and `rtv up --detach` read it)."""
+        return self.run_dir / "stack.json"
+
     def env(self) -> dict[str, str]:
         """Environment for every child: one Prefect server, its state kept with the data."""
         return os.environ | {"PREFECT_API_URL": self.api_url, "PREFECT_HOME": str(self.settings.data_dir / "prefect"),
@@ -65,14 +71,13 @@ class Stack:
                                                                   f"http://127.0.0.1:{self.prefect_port}")}
 
     def start(self, service: Service, timeout: float = 180) -> None:
-        """Start a service in its own process group and wait until it answers."""
+        """Start a service in its own process group and wait until it answers (NotReady if it does not)."""
         service.log = self.run_dir / f"{service.name}.log"
-        with open(service.log, "ab") as log:
-            service.process = subprocess.Popen(service.command, cwd=ROOT, env=self.env(), stdout=log,
-                                               stderr=subprocess.STDOUT, start_new_session=True)
+        service.process = start_process(service.command, service.log, env=self.env(), cwd=ROOT)
         self.services.append(service)
         if service.ready_url:
-            wait_for(service.ready_url, timeout, service)
+            wait_until_ready(service.process, service.ready_url, name=service.name, timeout=timeout,
+                             log=service.log)
 
     def run(self, *command: str) -> subprocess.CompletedProcess[str]:
         """Run a one-off command against the stack (deploys, demo data); raises with its output on failure."""
@@ -81,51 +86,29 @@ class Stack:
             raise RuntimeError(f"{' '.join(command[:3])} failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
         return done
 
+    def stopped(self) -> list[str]:
+        """Names of the services that have exited."""
+        return [s.name for s in self.services if s.process is not None and s.process.poll() is not None]
+
     def stop(self, grace: float = 20) -> None:
         """SIGTERM every process group (newest first), then SIGKILL what is still there after `grace`."""
-        for service in reversed(self.services):
-            if service.process and service.process.poll() is None:
-                os.killpg(service.process.pid, signal.SIGTERM)
-        deadline = time.monotonic() + grace
-        for service in reversed(self.services):
-            if service.process is None:
-                continue
-            try:
-                service.process.wait(max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                os.killpg(service.process.pid, signal.SIGKILL)
-                service.process.wait()
+        stop_processes([s.process for s in reversed(self.services) if s.process is not None], grace)
         self.services.clear()
-
-
-def wait_for(url: str, timeout: float, service: Service | None = None) -> None:
-    """Poll a health URL until it answers 200; fail early if the service died."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if service and service.process and service.process.poll() is not None:
-            raise RuntimeError(f"{service.name} exited with {service.process.returncode}; see {service.log}")
-        try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    raise RuntimeError(f"{url} did not answer within {timeout:.0f} s")
 
 
 def bring_up(stack: Stack, *, demo: bool, say: Callable[[str], None]) -> dict[str, str]:
     """Start the server and worker, deploy every flow, load demo data; returns where to look."""
     started = time.monotonic()
-    rtv = str(BIN / "rtv")
+    rtv, prefect = str(BIN / "rtv"), str(BIN / "prefect")
     say("starting the Prefect server …")
-    stack.start(Service("prefect-server", [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1",
+    stack.start(Service("prefect-server", [prefect, "server", "start", "--host", "127.0.0.1",
                                            "--port", str(stack.prefect_port)], f"{stack.api_url}/health"))
     say("deploying the flows …")
-    pools = stack.run(str(BIN / "prefect"), "work-pool", "ls").stdout
-    if POOL not in pools:
-        stack.run(str(BIN / "prefect"), "work-pool", "create", POOL, "--type", "process")
-    stack.run(str(BIN / "prefect"), "--no-prompt", "deploy", "--all")
-    stack.start(Service("worker", [str(BIN / "prefect"), "worker", "start", "--pool", POOL]))
+    pools = stack.run(prefect, "work-pool", "ls").stdout
+    if WORK_POOL not in pools:
+        stack.run(prefect, "work-pool", "create", WORK_POOL, "--type", "process")
+    stack.run(prefect, "--no-prompt", "deploy", "--all")
+    stack.start(Service("worker", [prefect, "worker", "start", "--pool", WORK_POOL]))
     from tasks.protection.users import ensure_first_engineer
     from tasks.runtime import runtime_for
 
@@ -138,7 +121,7 @@ def bring_up(stack: Stack, *, demo: bool, say: Callable[[str], None]) -> dict[st
     stack.start(Service("dashboard", [rtv, "dashboard", "--port", str(stack.dashboard_port)],
                         f"{dashboard_url}/_stcore/health"))
     say("starting the API …")
-    stack.start(Service("api", [rtv, "api", "--port", "8000"], "http://127.0.0.1:8000/health"))
+    stack.start(Service("api", [rtv, "api", "--port", str(API_PORT)], f"http://127.0.0.1:{API_PORT}/health"))
     if demo:
         demo_file = stack.settings.data_dir / "demo" / "households.csv"
         if not demo_file.exists():
@@ -153,13 +136,54 @@ def bring_up(stack: Stack, *, demo: bool, say: Callable[[str], None]) -> dict[st
     where = {
         "Dashboard": dashboard_url,
         "Prefect UI": f"http://127.0.0.1:{stack.prefect_port}",
-        "API": "http://127.0.0.1:8000/docs",
+        "API": f"http://127.0.0.1:{API_PORT}/docs",
         "Data zones": str(stack.settings.data_dir),
         "Logs": str(stack.run_dir),
         "Ready in": f"{ready:.0f} s",
     }
-    (stack.run_dir / "stack.json").write_text(json.dumps({"pid": os.getpid(), **where}))
+    stack.state_file.write_text(json.dumps({"pid": os.getpid(), **where}))
     return where
+
+
+def _interrupt(_signum: int, _frame: FrameType | None) -> None:
+    raise KeyboardInterrupt  # SIGTERM stops the stack the same way Ctrl-C does
+
+
+def run_in_foreground(settings: Settings, *, port: int, demo: bool, say: Callable[[str], None],
+                      ready: Callable[[dict[str, str]], None]) -> bool:
+    """Bring the stack up, hand `ready` where to look, serve until Ctrl-C, SIGTERM or a service dies, stop it all.
+
+    Progress and problems go to `say`; returns False when the stack could not come up.
+    """
+    stack = Stack(settings, prefect_port=port)
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        ready(bring_up(stack, demo=demo, say=say))
+        while not stack.stopped():
+            time.sleep(1)
+        say(f"{', '.join(stack.stopped())} stopped unexpectedly; see {stack.run_dir}")
+    except KeyboardInterrupt:
+        say("stopping …")
+    except RuntimeError as broken:  # NotReady included: a service died or never answered
+        say(f"error: {broken}")
+        return False
+    finally:
+        stack.stop()
+        stack.state_file.unlink(missing_ok=True)
+    return True
+
+
+def start_detached(settings: Settings, *, port: int, demo: bool) -> dict[str, str]:
+    """Start `rtv up` in its own session, wait until it is ready; returns where to look (RuntimeError if it died)."""
+    run_dir = settings.data_dir / "run"
+    log, state = run_dir / "up.log", run_dir / "stack.json"
+    state.unlink(missing_ok=True)
+    process = start_process([str(BIN / "rtv"), "up", f"--port={port}", "--demo" if demo else "--no-demo"], log)
+    while not state.exists():
+        if process.poll() is not None:
+            raise RuntimeError(f"the stack did not come up; see {log}")
+        time.sleep(1)
+    return {k: v for k, v in json.loads(state.read_text()).items() if k != "pid"}
 
 
 def stop_detached(settings: Settings, timeout: float = 60) -> bool:
