@@ -46,8 +46,14 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     """The API for these Settings (read from the environment when omitted); the Runtime is the composition root."""
     settings = settings or Settings()
     rt = runtime or runtime_for(settings)
-    state = ApiState(settings, rt, Tokens(settings), RateLimiter(settings.rate_limit_per_minute),
-                     Dispatcher(settings.dispatch_interval_seconds), Committer(rt))
+    state = ApiState(
+        settings,
+        rt,
+        Tokens(settings),
+        RateLimiter(settings.rate_limit_per_minute),
+        Dispatcher(settings.dispatch_interval_seconds),
+        Committer(rt),
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -69,18 +75,26 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         state.committer.stop()
         state.dispatcher.stop()
 
-    app = FastAPI(title="RTV household-survey API", version="1.0.0", lifespan=lifespan, docs_url="/docs",
-                  description="Field devices post surveys and files; every door lands bytes and queues the ingest "
-                              "flow, never processing inline.")
+    app = FastAPI(
+        title="RTV household-survey API",
+        version="1.0.0",
+        lifespan=lifespan,
+        docs_url="/docs",
+        description="Field devices post surveys and files; every door lands bytes and queues the ingest "
+        "flow, never processing inline.",
+    )
     app.state.api = state
     for router in (health.router, auth.router, surveys.router, files.router, status.router):
         app.include_router(router)
     app.add_exception_handler(RequestValidationError, validation_error)
     if settings.cors_origins:  # off by default: field devices are not browsers
-        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
-                           allow_headers=["Authorization", "Content-Type"])
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type"],
+        )
     if settings.ip_allowlist:
         app.add_middleware(IPAllowList, networks=settings.ip_allowlist)
     app.add_middleware(ContainErrors)  # outermost of ours: nothing below it reaches uvicorn's traceback log
     return app
-

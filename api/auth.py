@@ -65,8 +65,15 @@ class Tokens:
     def issue(self, name: str, role: str) -> str:
         """A token for a user, valid for the configured lifetime (at most 30 minutes)."""
         now = int(time.time())
-        claims = {"sub": name, "role": role, "iss": self.issuer, "aud": self.audience, "iat": now,
-                  "exp": now + self.ttl, "jti": uuid.uuid4().hex}
+        claims = {
+            "sub": name,
+            "role": role,
+            "iss": self.issuer,
+            "aud": self.audience,
+            "iat": now,
+            "exp": now + self.ttl,
+            "jti": uuid.uuid4().hex,
+        }
         return jwt.encode(claims, self.secret, algorithm=ALGORITHMS[0])
 
     def verify(self, token: str) -> Principal:
@@ -85,8 +92,15 @@ class Tokens:
         return principal
 
     def _check(self, token: str) -> tuple[Principal, float]:
-        claims = jwt.decode(token, self.secret, algorithms=ALGORITHMS, audience=self.audience, issuer=self.issuer,
-                            options={"require": REQUIRED_CLAIMS}, leeway=5)
+        claims = jwt.decode(
+            token,
+            self.secret,
+            algorithms=ALGORITHMS,
+            audience=self.audience,
+            issuer=self.issuer,
+            options={"require": REQUIRED_CLAIMS},
+            leeway=5,
+        )
         if int(claims["exp"]) - int(claims["iat"]) > MAX_TTL_SECONDS:
             raise jwt.InvalidTokenError("token lifetime exceeds 30 minutes")
         if not isinstance(claims["sub"], str) or not isinstance(claims["role"], str):
@@ -94,8 +108,9 @@ class Tokens:
         return Principal(claims["sub"], claims["role"]), float(claims["exp"])
 
 
-async def current_user(request: Request,
-                       credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> Principal:
+async def current_user(
+    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> Principal:
     """The caller, from a valid bearer token (401 otherwise); counts the request against their rate limit."""
     api = request.app.state.api
     if credentials is None or credentials.scheme.lower() != "bearer":
@@ -121,8 +136,14 @@ def require(action: Action) -> Callable[..., Awaitable[Principal]]:
 
 async def deny(request: Request, user: Principal, what: str, target: str | None = None) -> None:
     """Record a refusal in the audit log and answer 403."""
-    await run_in_threadpool(audit.record, request.app.state.api.rt.catalog, user.name, "denied", target,
-                            {"action": what, "path": request.url.path})
+    await run_in_threadpool(
+        audit.record,
+        request.app.state.api.rt.catalog,
+        user.name,
+        "denied",
+        target,
+        {"action": what, "path": request.url.path},
+    )
     raise HTTPException(403, f"your role ({user.role}) may not {what.replace('_', ' ')} here")
 
 

@@ -96,7 +96,9 @@ class Committer:
         self.groups += 1
         self.surveys += len(group)
         # one wake-up of the event loop per group, not one per request
-        by_loop: defaultdict[asyncio.AbstractEventLoop, list[tuple[_Waiting, Outcome | Exception]]] = defaultdict(list)
+        by_loop: defaultdict[asyncio.AbstractEventLoop, list[tuple[_Waiting, Outcome | Exception]]] = (
+            defaultdict(list)
+        )
         for waiting, result in zip(group, results, strict=True):
             by_loop[waiting.loop].append((waiting, result))
         for loop, answers in by_loop.items():

@@ -73,8 +73,11 @@ class Dispatcher:
             trigger()
         except Exception as error:  # noqa: BLE001 - Prefect down must never lose the 202: the sweep catches up
             self.last_error = type(error).__name__
-            log.warning("could not queue %s on the Prefect API (%s); landed bytes wait for the next sweep",
-                        what, type(error).__name__)
+            log.warning(
+                "could not queue %s on the Prefect API (%s); landed bytes wait for the next sweep",
+                what,
+                type(error).__name__,
+            )
             return False
         self.last_error = None
         self.triggered += 1

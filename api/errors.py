@@ -17,8 +17,14 @@ INTERNAL_ERROR = {"detail": "internal error; the request was logged"}
 async def validation_error(_request: Request, error: Exception) -> JSONResponse:
     """422 naming the field and the rule, never the submitted value."""
     errors = error.errors() if isinstance(error, RequestValidationError) else []
-    return JSONResponse({"detail": [{"loc": list(e.get("loc", ())), "type": e.get("type"), "msg": e.get("msg")}
-                                    for e in errors]}, status_code=422)
+    return JSONResponse(
+        {
+            "detail": [
+                {"loc": list(e.get("loc", ())), "type": e.get("type"), "msg": e.get("msg")} for e in errors
+            ]
+        },
+        status_code=422,
+    )
 
 
 def where(error: BaseException) -> str:
@@ -52,7 +58,12 @@ class ContainErrors:
         try:
             await self.app(scope, receive, tracked)
         except Exception as error:  # noqa: BLE001 - the point of this middleware
-            log.error("unexpected %s while handling %s %s at %s", type(error).__name__, scope.get("method"),
-                      scope.get("path"), where(error))
+            log.error(
+                "unexpected %s while handling %s %s at %s",
+                type(error).__name__,
+                scope.get("method"),
+                scope.get("path"),
+                where(error),
+            )
             if not started:
                 await JSONResponse(INTERNAL_ERROR, status_code=500)(scope, receive, send)

@@ -46,12 +46,16 @@ class Outcome:
 
 def safe_errors(error: ValidationError) -> list[dict[str, Any]]:
     """Validation errors naming the field and the rule, never the submitted value."""
-    return [{"loc": list(e["loc"]), "type": e["type"], "msg": e["msg"]}
-            for e in error.errors(include_url=False, include_input=False, include_context=False)]
+    return [
+        {"loc": list(e["loc"]), "type": e["type"], "msg": e["msg"]}
+        for e in error.errors(include_url=False, include_input=False, include_context=False)
+    ]
 
 
 def _reason(error: ValidationError) -> str:
-    return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'survey'}: {e['msg']}" for e in safe_errors(error)[:5])
+    return "; ".join(
+        f"{'.'.join(str(p) for p in e['loc']) or 'survey'}: {e['msg']}" for e in safe_errors(error)[:5]
+    )
 
 
 def record_line(survey: BaseModel) -> bytes:
@@ -74,17 +78,32 @@ def submit_one(rt: Runtime, survey: Any, user: str) -> Outcome:
         return Outcome("conflict", reason=decision.reason, instance_id=iid)
     landed = land(rt, record_line(survey), source_name="api-survey", door="api", submitted_by=user)
     try:
-        record(rt.catalog, [Version(iid, decision.version, decision.chain_id, answers)],
-               ingestion_id=landed.ingestion_id, deprecated={iid: dep}, submitted_by=user,
-               audit=None if landed.is_duplicate else {"door": "api", "kind": "survey", "version": decision.version})
+        record(
+            rt.catalog,
+            [Version(iid, decision.version, decision.chain_id, answers)],
+            ingestion_id=landed.ingestion_id,
+            deprecated={iid: dep},
+            submitted_by=user,
+            audit=None
+            if landed.is_duplicate
+            else {"door": "api", "kind": "survey", "version": decision.version},
+        )
     except SubmissionRace:  # the same instance or chain version was stored a moment ago by another request
         again = decide(rt.catalog, iid, dep, answers)
         if again.outcome == "replay":
             return Outcome("replayed", again.ingestion_id, again.version, instance_id=iid)
-        return Outcome("conflict", reason=again.reason or "a concurrent edit replaced this version first",
-                       instance_id=iid)
-    return Outcome("accepted", landed.ingestion_id, decision.version, instance_id=iid,
-                   new_ingestion=not landed.is_duplicate)
+        return Outcome(
+            "conflict",
+            reason=again.reason or "a concurrent edit replaced this version first",
+            instance_id=iid,
+        )
+    return Outcome(
+        "accepted",
+        landed.ingestion_id,
+        decision.version,
+        instance_id=iid,
+        new_ingestion=not landed.is_duplicate,
+    )
 
 
 @dataclass
@@ -117,7 +136,9 @@ def submit_group(rt: Runtime, items: Sequence[tuple[Any, str]]) -> list[Outcome 
     staged: list[_Staged] = []
     keyring = rt.keyring  # once per group: LiveKeys stats the key file on every call
     # one query for the group's ids instead of one (or two) per survey
-    stored = latest_of(rt.catalog, {i for survey, _ in items for i in (survey.instance_id, survey.deprecated_id) if i})
+    stored = latest_of(
+        rt.catalog, {i for survey, _ in items for i in (survey.instance_id, survey.deprecated_id) if i}
+    )
     for index, (survey, user) in enumerate(items):
         try:
             iid, dep, answers = survey.instance_id, survey.deprecated_id, digest(survey)
@@ -131,8 +152,9 @@ def submit_group(rt: Runtime, items: Sequence[tuple[Any, str]]) -> list[Outcome 
                 version = Version(iid, decision.version, decision.chain_id, answers, new_ingestion_id())
                 pending[iid] = version
                 staged.append(_Staged(index, user, version, dep, sealed))
-                results[index] = Outcome("accepted", version.ingestion_id, version.version, instance_id=iid,
-                                         new_ingestion=True)
+                results[index] = Outcome(
+                    "accepted", version.ingestion_id, version.version, instance_id=iid, new_ingestion=True
+                )
         except Exception as error:  # noqa: BLE001 - this survey fails alone; the router answers 500
             results[index] = error
     if not staged:
@@ -140,15 +162,19 @@ def submit_group(rt: Runtime, items: Sequence[tuple[Any, str]]) -> list[Outcome 
     try:
         _write_group(rt, staged, results)
     except Exception:  # noqa: BLE001 - the whole group is taken again, survey by survey
-        return [result if isinstance(result, Exception) else _one(rt, survey, user)
-                for result, (survey, user) in zip(results, items, strict=True)]
+        return [
+            result if isinstance(result, Exception) else _one(rt, survey, user)
+            for result, (survey, user) in zip(results, items, strict=True)
+        ]
     return results
 
 
 def _write_group(rt: Runtime, staged: list[_Staged], results: list[Outcome | Exception]) -> None:
     earlier = _landed_before(rt, [s.sealed.sha256 for s in staged])
     if earlier:  # identical bytes came in through another door: point at that ingestion, as land() does
-        moved = {s.version.ingestion_id: earlier[s.sealed.sha256] for s in staged if s.sealed.sha256 in earlier}
+        moved = {
+            s.version.ingestion_id: earlier[s.sealed.sha256] for s in staged if s.sealed.sha256 in earlier
+        }
         for result in results:
             if isinstance(result, Outcome) and result.ingestion_id in moved:
                 result.ingestion_id, result.new_ingestion = moved[result.ingestion_id], False
@@ -159,13 +185,38 @@ def _write_group(rt: Runtime, staged: list[_Staged], results: list[Outcome | Exc
         now = utcnow()
         record_group(
             rt.catalog,
-            ingestions=[ingestion_row(str(s.version.ingestion_id), s.sealed.sha256, s.sealed.size_bytes,
-                                      source_name="api-survey", door="api", submitted_by=s.user)
-                        | {"received_at": now, "attempts": 0} for s in fresh],
-            submissions=[submission_row(s.version, ingestion_id=_id_of(results[s.index]), deprecated_id=s.deprecated_id,
-                                        submitted_by=s.user, received_at=now) for s in staged],
-            events=[landed_event(str(s.version.ingestion_id), s.user, now,
-                                 {"door": "api", "kind": "survey", "version": s.version.version}) for s in fresh])
+            ingestions=[
+                ingestion_row(
+                    str(s.version.ingestion_id),
+                    s.sealed.sha256,
+                    s.sealed.size_bytes,
+                    source_name="api-survey",
+                    door="api",
+                    submitted_by=s.user,
+                )
+                | {"received_at": now, "attempts": 0}
+                for s in fresh
+            ],
+            submissions=[
+                submission_row(
+                    s.version,
+                    ingestion_id=_id_of(results[s.index]),
+                    deprecated_id=s.deprecated_id,
+                    submitted_by=s.user,
+                    received_at=now,
+                )
+                for s in staged
+            ],
+            events=[
+                landed_event(
+                    str(s.version.ingestion_id),
+                    s.user,
+                    now,
+                    {"door": "api", "kind": "survey", "version": s.version.version},
+                )
+                for s in fresh
+            ],
+        )
     except Exception:
         for key, _ in objects:
             rt.store.delete(key)  # never catalogued: nothing may point at them
@@ -215,20 +266,39 @@ def submit_batch(rt: Runtime, items: list[Any], user: str) -> tuple[str | None, 
             outcomes.append(Outcome("conflict", reason=decision.reason, instance_id=iid))
     if not accepted:
         return None, False, outcomes
-    landed = land(rt, b"".join(record_line(s) for _, s, _ in accepted), source_name="api-sync", door="api",
-                  submitted_by=user)
+    landed = land(
+        rt,
+        b"".join(record_line(s) for _, s, _ in accepted),
+        source_name="api-sync",
+        door="api",
+        submitted_by=user,
+    )
     deprecated = {v.instance_id: s.deprecated_id for _, s, v in accepted}
     try:
-        record(rt.catalog, [v for _, _, v in accepted], ingestion_id=landed.ingestion_id, deprecated=deprecated,
-               submitted_by=user, audit={"door": "api", "kind": "sync", "surveys": len(accepted)})
+        record(
+            rt.catalog,
+            [v for _, _, v in accepted],
+            ingestion_id=landed.ingestion_id,
+            deprecated=deprecated,
+            submitted_by=user,
+            audit={"door": "api", "kind": "sync", "surveys": len(accepted)},
+        )
     except SubmissionRace:  # a concurrent request took some ids: keep the others, one by one
         for index, _, version in accepted:
             try:
-                record(rt.catalog, [version], ingestion_id=landed.ingestion_id, deprecated=deprecated,
-                       submitted_by=user)
+                record(
+                    rt.catalog,
+                    [version],
+                    ingestion_id=landed.ingestion_id,
+                    deprecated=deprecated,
+                    submitted_by=user,
+                )
             except SubmissionRace:
-                outcomes[index] = Outcome("conflict", reason="a concurrent submission took this instance id first",
-                                          instance_id=version.instance_id)
+                outcomes[index] = Outcome(
+                    "conflict",
+                    reason="a concurrent submission took this instance id first",
+                    instance_id=version.instance_id,
+                )
     for outcome in outcomes:
         if outcome.outcome == "accepted" or (outcome.outcome == "replayed" and outcome.ingestion_id is None):
             outcome.ingestion_id = landed.ingestion_id

@@ -107,6 +107,8 @@ class IPAllowList:
             except ValueError:
                 allowed = False
             if not allowed:
-                await JSONResponse({"detail": "this address may not use the API"}, status_code=403)(scope, receive, send)
+                await JSONResponse({"detail": "this address may not use the API"}, status_code=403)(
+                    scope, receive, send
+                )
                 return
         await self.app(scope, receive, send)

@@ -10,7 +10,9 @@ from tasks.ingest import contract
 from tasks.ingest.contract import Role
 
 _TYPES: dict[str, type] = {"str": str, "int": int, "float": float, "datetime": str}
-TRANSPORT = frozenset(contract.METADATA_NAMES)  # left out of the content hash (see tasks/ingest/submissions.py)
+TRANSPORT = frozenset(
+    contract.METADATA_NAMES
+)  # left out of the content hash (see tasks/ingest/submissions.py)
 ANSWERS = frozenset(contract.CANONICAL_NAMES)
 
 
@@ -32,7 +34,10 @@ def _survey_fields() -> dict[str, Any]:
         if col.name == "instance_id":
             fields[col.name] = (str, Field(..., pattern=col.pattern, description=col.label))
         else:
-            fields[col.name] = (str | None, Field(None, pattern=col.pattern, max_length=128, description=col.label))
+            fields[col.name] = (
+                str | None,
+                Field(None, pattern=col.pattern, max_length=128, description=col.label),
+            )
     return fields
 
 

@@ -12,7 +12,6 @@ and the 1-minute load average before and after (the machine may be shared).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import csv
 import json
 import os
@@ -35,21 +34,15 @@ PASSWORD = "bench-password-123"  # noqa: S105 - a throw-away user in the benchma
 def _prepare(data: Path, users: int) -> tuple[list[str], Path]:
     """Users, their tokens and survey templates, written where locust reads them."""
     sys.path.insert(0, str(ROOT))
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.actions import WorkPoolCreate
-    from prefect.exceptions import ObjectAlreadyExists
 
     from api.auth import Tokens
-    from flows.ingest import ingest, ingest_landed
+    from flows.dispatch import register_ingest_deployments
     from tasks.ingest.generate import generate_households, to_source_frame
     from tasks.platform.settings import Settings
     from tasks.protection.users import add_user
     from tasks.runtime import runtime_for
 
-    with get_client(sync_client=True) as client, contextlib.suppress(ObjectAlreadyExists):
-        client.create_work_pool(WorkPoolCreate(name="rtv-pool", type="process"))
-    ingest.to_deployment(name="ingest", work_pool_name="rtv-pool").apply()
-    ingest_landed.to_deployment(name="ingest-landed", work_pool_name="rtv-pool").apply()
+    register_ingest_deployments()
     settings = Settings()
     rt = runtime_for(settings)
     names = [f"device{i:03d}" for i in range(users)]
@@ -65,9 +58,15 @@ def _prepare(data: Path, users: int) -> tuple[list[str], Path]:
 def _stats(prefix: Path) -> dict[str, float]:
     with open(f"{prefix}_stats.csv") as handle:
         row = next(r for r in csv.DictReader(handle) if r["Name"] == "Aggregated")
-    return {"requests": int(row["Request Count"]), "failures": int(row["Failure Count"]),
-            "rps": float(row["Requests/s"]), "p50_ms": float(row["50%"]), "p95_ms": float(row["95%"]),
-            "p99_ms": float(row["99%"]), "max_ms": float(row["Max Response Time"])}
+    return {
+        "requests": int(row["Request Count"]),
+        "failures": int(row["Failure Count"]),
+        "rps": float(row["Requests/s"]),
+        "p50_ms": float(row["50%"]),
+        "p95_ms": float(row["95%"]),
+        "p99_ms": float(row["99%"]),
+        "max_ms": float(row["Max Response Time"]),
+    }
 
 
 def _count(names: list[str], accepted: list[str]) -> dict[str, int]:
@@ -81,35 +80,63 @@ def _count(names: list[str], accepted: list[str]) -> dict[str, int]:
     rt = runtime_for(Settings())
     found = 0
     with rt.catalog.session() as s:
-        submissions = s.scalar(select(func.count()).select_from(SurveySubmission)
-                               .where(SurveySubmission.submitted_by.in_(names)))
+        submissions = s.scalar(
+            select(func.count()).select_from(SurveySubmission).where(SurveySubmission.submitted_by.in_(names))
+        )
         landed = list(s.scalars(select(Ingestion.raw_key).where(Ingestion.source == "api-survey")))
         for start in range(0, len(accepted), 500):
-            found += s.scalar(select(func.count()).select_from(SurveySubmission)
-                              .where(SurveySubmission.instance_id.in_(accepted[start:start + 500]))) or 0
-    return {"submissions": int(submissions or 0), "ingestions": len(landed),
-            "raw_objects": sum(rt.store.exists(k) for k in landed), "acknowledged_found": int(found)}
+            found += (
+                s.scalar(
+                    select(func.count())
+                    .select_from(SurveySubmission)
+                    .where(SurveySubmission.instance_id.in_(accepted[start : start + 500]))
+                )
+                or 0
+            )
+    return {
+        "submissions": int(submissions or 0),
+        "ingestions": len(landed),
+        "raw_objects": sum(rt.store.exists(k) for k in landed),
+        "acknowledged_found": int(found),
+    }
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--users", type=int, default=50, help="simulated devices (each its own account)")
     parser.add_argument("--user-rps", type=float, default=12.0, help="surveys per second per device")
     parser.add_argument("--seconds", type=int, default=30)
     parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
     parser.add_argument("--access-log", action="store_true", help="keep uvicorn's per-request log line")
-    parser.add_argument("--keep", action="store_true", help="keep the data dir (default: removed after counting)")
+    parser.add_argument(
+        "--keep", action="store_true", help="keep the data dir (default: removed after counting)"
+    )
     args = parser.parse_args()
 
     folder = Path(tempfile.mkdtemp(prefix="rtv-bench-api-"))  # same disk as the repo on this machine kind
-    os.environ.update({"RTV_DATA_DIR": str(folder / "data"), "RTV_KEY_FILE": str(folder / "keys.json"),
-                       "RTV_JWT_SECRET": secrets.token_urlsafe(48), "PREFECT_LOGGING_LEVEL": "WARNING"})
+    os.environ.update(
+        {
+            "RTV_DATA_DIR": str(folder / "data"),
+            "RTV_KEY_FILE": str(folder / "keys.json"),
+            "RTV_JWT_SECRET": secrets.token_urlsafe(48),
+            "PREFECT_LOGGING_LEVEL": "WARNING",
+        }
+    )
     with prefect_server() as api_url:
         os.environ["PREFECT_API_URL"] = api_url
         names, templates = _prepare(folder, args.users)
         port = _free_port()
-        command = [str(VENV_BIN / "rtv"), "api", "--port", str(port), "--workers", str(args.workers),
-                   "--access-log" if args.access_log else "--no-access-log"]
+        command = [
+            str(VENV_BIN / "rtv"),
+            "api",
+            "--port",
+            str(port),
+            "--workers",
+            str(args.workers),
+            "--access-log" if args.access_log else "--no-access-log",
+        ]
         log = folder / "uvicorn.log"
         server = subprocess.Popen(command, cwd=ROOT, stdout=log.open("wb"), stderr=subprocess.STDOUT)
         url = f"http://127.0.0.1:{port}"
@@ -120,17 +147,39 @@ def main() -> None:
                 time.sleep(0.3)
             rss = PeakRss(server.pid)
             prefix = folder / "locust"
-            env = os.environ | {"RTV_BENCH_SURVEYS": str(templates), "RTV_BENCH_TOKENS": str(folder / "tokens.txt"),
-                                "RTV_BENCH_USER_RPS": str(args.user_rps),
-                                "RTV_BENCH_ACCEPTED": str(folder / "accepted.txt")}
+            env = os.environ | {
+                "RTV_BENCH_SURVEYS": str(templates),
+                "RTV_BENCH_TOKENS": str(folder / "tokens.txt"),
+                "RTV_BENCH_USER_RPS": str(args.user_rps),
+                "RTV_BENCH_ACCEPTED": str(folder / "accepted.txt"),
+            }
             load_before = os.getloadavg()[0]
             cpu_before = _cpu_seconds(server.pid)
-            locust = subprocess.Popen([str(VENV_BIN / "locust"), "-f", str(ROOT / "bench/locustfile_api.py"),
-                                       "--headless", "-u", str(args.users), "-r", str(args.users), "-t",
-                                       f"{args.seconds}s", "--host", url, "--csv", str(prefix), "--only-summary",
-                                       "--stop-timeout", "5"],
-                                      env=env, cwd=folder, stdout=subprocess.DEVNULL,
-                                      stderr=(folder / "locust.log").open("wb"))
+            locust = subprocess.Popen(
+                [
+                    str(VENV_BIN / "locust"),
+                    "-f",
+                    str(ROOT / "bench/locustfile_api.py"),
+                    "--headless",
+                    "-u",
+                    str(args.users),
+                    "-r",
+                    str(args.users),
+                    "-t",
+                    f"{args.seconds}s",
+                    "--host",
+                    url,
+                    "--csv",
+                    str(prefix),
+                    "--only-summary",
+                    "--stop-timeout",
+                    "5",
+                ],
+                env=env,
+                cwd=folder,
+                stdout=subprocess.DEVNULL,
+                stderr=(folder / "locust.log").open("wb"),
+            )
             locust_cpu = _wait_cpu_seconds(locust)
             peak = rss.stop()
             load_after = os.getloadavg()[0]
@@ -143,13 +192,20 @@ def main() -> None:
         acknowledged = (folder / "accepted.txt").read_text().split()
         counts = _count(names, acknowledged)
     # durable: every survey answered 202 is in the catalog, and every catalogued survey has its raw object
-    result = {**stats, "acknowledged_202": len(acknowledged), **counts, "server_peak_rss_mb": round(peak / 1024**2),
-              "workers": args.workers, "users": args.users,
-              "durable": counts["acknowledged_found"] == len(acknowledged) > 0
-              and counts["submissions"] == counts["ingestions"] == counts["raw_objects"],
-              "server_cpu_ms_per_request": round(server_cpu * 1000 / max(len(acknowledged), 1), 2),
-              "locust_cpu_ms_per_request": round(locust_cpu * 1000 / max(len(acknowledged), 1), 2),
-              "load_avg_1min_before_after": [round(load_before, 2), round(load_after, 2)], "data": str(folder)}
+    result = {
+        **stats,
+        "acknowledged_202": len(acknowledged),
+        **counts,
+        "server_peak_rss_mb": round(peak / 1024**2),
+        "workers": args.workers,
+        "users": args.users,
+        "durable": counts["acknowledged_found"] == len(acknowledged) > 0
+        and counts["submissions"] == counts["ingestions"] == counts["raw_objects"],
+        "server_cpu_ms_per_request": round(server_cpu * 1000 / max(len(acknowledged), 1), 2),
+        "locust_cpu_ms_per_request": round(locust_cpu * 1000 / max(len(acknowledged), 1), 2),
+        "load_avg_1min_before_after": [round(load_before, 2), round(load_after, 2)],
+        "data": str(folder),
+    }
     print(json.dumps(result, indent=2))
     if not args.keep:
         shutil.rmtree(folder, ignore_errors=True)

@@ -26,8 +26,10 @@ def prefect_server(port: int = 4299) -> Iterator[str]:
     if os.environ.get("PREFECT_API_URL"):
         yield os.environ["PREFECT_API_URL"]
         return
-    with tempfile.TemporaryDirectory(prefix="rtv-bench-prefect-", ignore_cleanup_errors=True) as home, \
-            processes.prefect_server(Path(home), port) as url:
+    with (
+        tempfile.TemporaryDirectory(prefix="rtv-bench-prefect-", ignore_cleanup_errors=True) as home,
+        processes.prefect_server(Path(home), port) as url,
+    ):
         yield url
 
 

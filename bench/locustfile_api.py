@@ -32,8 +32,10 @@ class Device(FastHttpUser):
 
     def on_start(self) -> None:
         self.number = next(_next_user)
-        self.headers = {"Authorization": f"Bearer {TOKENS[self.number % len(TOKENS)]}",
-                        "Content-Type": "application/json"}
+        self.headers = {
+            "Authorization": f"Bearer {TOKENS[self.number % len(TOKENS)]}",
+            "Content-Type": "application/json",
+        }
         self.sent = itertools.count()
 
     @task
@@ -41,8 +43,13 @@ class Device(FastHttpUser):
         n = next(self.sent)
         survey = dict(TEMPLATES[(self.number + n) % len(TEMPLATES)])
         survey["instance_id"] = f"uuid:bench-{os.getpid()}-{self.number}-{n}"
-        with self.client.post("/api/v1/upload/survey-data", data=json.dumps(survey), headers=self.headers,
-                              name="POST survey", catch_response=True) as answer:
+        with self.client.post(
+            "/api/v1/upload/survey-data",
+            data=json.dumps(survey),
+            headers=self.headers,
+            name="POST survey",
+            catch_response=True,
+        ) as answer:
             if answer.status_code == 202:
                 ACCEPTED.append(survey["instance_id"])
             else:

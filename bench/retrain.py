@@ -26,20 +26,31 @@ def timed(args: list[str], env: dict[str, str]) -> tuple[float, dict]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--real", type=Path, default=ROOT.parent / "shared/data/rtv/DataScientist_01_Assessment.csv")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--real", type=Path, default=ROOT.parent / "shared/data/rtv/DataScientist_01_Assessment.csv"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="rtv-bench-") as tmp, prefect_server() as api_url:
-        env = os.environ | {"RTV_DATA_DIR": f"{tmp}/data", "RTV_KEY_FILE": f"{tmp}/keys.json",
-                            "PREFECT_API_URL": api_url, "PREFECT_LOGGING_LEVEL": "WARNING"}
+        env = os.environ | {
+            "RTV_DATA_DIR": f"{tmp}/data",
+            "RTV_KEY_FILE": f"{tmp}/keys.json",
+            "PREFECT_API_URL": api_url,
+            "PREFECT_LOGGING_LEVEL": "WARNING",
+        }
         timed(["ingest", str(args.real), "--json"], env)
         print("| run | wall s | decision | alias | CV ROC AUC | CV macro-F1 | held-out ROC AUC |")
         print("|---|---:|---|---|---:|---:|---:|")
         for label in ("first (creates the MLflow store)", "second (compared with the champion)"):
             seconds, summary = timed(["retrain", "--force", "--json"], env)
             m, h = summary["metrics"], summary["holdout_metrics"]
-            print(f"| {label} | {seconds:.1f} | {summary['decision']} | {summary['alias']} | {m['roc_auc']} | "
-                  f"{m['macro_f1_4class']} | {h['roc_auc']} |", flush=True)
+            print(
+                f"| {label} | {seconds:.1f} | {summary['decision']} | {summary['alias']} | {m['roc_auc']} | "
+                f"{m['macro_f1_4class']} | {h['roc_auc']} |",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

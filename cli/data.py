@@ -11,7 +11,9 @@ from cli.common import EXIT_REJECTED, current_user, fail, open_runtime, prefect_
 
 
 def ingest(
-    path: Annotated[Path, typer.Argument(help="file to ingest (CSV, XLSX, JSON, JSON lines, Parquet, Kobo/ODK export)")],
+    path: Annotated[
+        Path, typer.Argument(help="file to ingest (CSV, XLSX, JSON, JSON lines, Parquet, Kobo/ODK export)")
+    ],
     source: Annotated[str | None, typer.Option(help="where the file comes from (default: its name)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the import report as JSON")] = False,
 ) -> None:
@@ -23,15 +25,23 @@ def ingest(
 
     rt = open_runtime()
     try:
-        landed = accept_file(rt, path, door="cli", source_name=source or path.name, filename=path.name,
-                             submitted_by=current_user())
+        landed = accept_file(
+            rt,
+            path,
+            door="cli",
+            source_name=source or path.name,
+            filename=path.name,
+            submitted_by=current_user(),
+        )
     except (TooLarge, EmptyUpload) as bad:
         fail(f"rejected: {bad}", EXIT_REJECTED)
     report: dict[str, Any]
     if landed.duplicate_of is not None:
         from tasks.ingest.report import duplicate_report
 
-        report = duplicate_report(landed.duplicate_of, landed.sha256, landed.size_bytes).model_dump(mode="json")
+        report = duplicate_report(landed.duplicate_of, landed.sha256, landed.size_bytes).model_dump(
+            mode="json"
+        )
     else:
         from flows.ingest import ingest as ingest_flow
 
@@ -51,7 +61,10 @@ def report(
     if ingestion is None:
         fail(f"no ingestion {ingestion_id!r}")
     if ingestion.report is None:
-        fail(f"ingestion {ingestion_id} is {ingestion.status}" + (f": {ingestion.error}" if ingestion.error else ""))
+        fail(
+            f"ingestion {ingestion_id} is {ingestion.status}"
+            + (f": {ingestion.error}" if ingestion.error else "")
+        )
     print_report(ingestion.report, as_json)
 
 
@@ -59,9 +72,15 @@ def generate(
     rows: Annotated[int, typer.Option(min=1, help="number of households")],
     out: Annotated[Path, typer.Option(help="output file")],
     seed: Annotated[int, typer.Option(help="random seed")] = 0,
-    bad_rate: Annotated[float, typer.Option(min=0.0, max=1.0, help="share of rows with an injected fault")] = 0.0,
-    fmt: Annotated[str, typer.Option("--format", help="csv, csv-semicolon, csv-utf16, tsv, xlsx, json, jsonl, "
-                                     "parquet or kobo")] = "csv",
+    bad_rate: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="share of rows with an injected fault")
+    ] = 0.0,
+    fmt: Annotated[
+        str,
+        typer.Option(
+            "--format", help="csv, csv-semicolon, csv-utf16, tsv, xlsx, json, jsonl, parquet or kobo"
+        ),
+    ] = "csv",
 ) -> None:
     """Write synthetic households that follow the contract (never real data)."""
     from tasks.ingest.generate import generate_households, write_households

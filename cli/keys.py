@@ -14,7 +14,9 @@ keys_app = typer.Typer(no_args_is_help=True, help="Encryption keys: status, firs
 
 @keys_app.command("init")
 def keys_init(
-    print_env: Annotated[bool, typer.Option("--print-env", help="print new keys as environment lines instead")] = False,
+    print_env: Annotated[
+        bool, typer.Option("--print-env", help="print new keys as environment lines instead")
+    ] = False,
 ) -> None:
     """Create the first keys: a 0600 key file (refuses to replace one), or lines for a secret manager."""
     from tasks.platform.settings import Settings
@@ -30,7 +32,9 @@ def keys_init(
         fail(f"{path} exists already; `rtv keys rotate` replaces keys without losing data")
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     write_key_file(path, keyring)
-    typer.echo(f"keys written to {path} (mode 0600); back it up: data sealed under it is unreadable without it")
+    typer.echo(
+        f"keys written to {path} (mode 0600); back it up: data sealed under it is unreadable without it"
+    )
 
 
 @keys_app.command("status")
@@ -43,8 +47,10 @@ def keys_status() -> None:
     typer.echo(f"keys in: {rt.keys.store.where}")
     typer.echo(f"encrypting with: {fingerprint(keyring.fernet_keys[0])}")
     if len(keyring.fernet_keys) > 1:
-        typer.echo(f"also reading with: {', '.join(fingerprint(k) for k in keyring.fernet_keys[1:])} "
-                   "(a rotation is unfinished: run `rtv keys rotate`)")
+        typer.echo(
+            f"also reading with: {', '.join(fingerprint(k) for k in keyring.fernet_keys[1:])} "
+            "(a rotation is unfinished: run `rtv keys rotate`)"
+        )
 
 
 @keys_app.command("rotate")
@@ -59,9 +65,22 @@ def keys_rotate(as_json: Annotated[bool, typer.Option("--json")] = False) -> Non
         result = rotate_keys(rt.store, rt.keys.store, say=lambda line: typer.echo(line, err=True))
     except (ProtectionError, RuntimeError) as stopped:
         fail(str(stopped))
-    summary = {"new_key": result.new_key, "retired": result.retired, "objects": result.counts,
-               "resumed": result.resumed}
-    audit.record(rt.catalog, current_user() or "cli", "rotated", result.new_key,
-                 {"retired": result.retired, "counts": result.counts, "resumed": result.resumed})
-    typer.echo(json.dumps(summary, indent=2) if as_json else f"now encrypting with {result.new_key}; retired "
-               f"{', '.join(result.retired) or 'nothing'}; {result.counts}")
+    summary = {
+        "new_key": result.new_key,
+        "retired": result.retired,
+        "objects": result.counts,
+        "resumed": result.resumed,
+    }
+    audit.record(
+        rt.catalog,
+        current_user() or "cli",
+        "rotated",
+        result.new_key,
+        {"retired": result.retired, "counts": result.counts, "resumed": result.resumed},
+    )
+    typer.echo(
+        json.dumps(summary, indent=2)
+        if as_json
+        else f"now encrypting with {result.new_key}; retired "
+        f"{', '.join(result.retired) or 'nothing'}; {result.counts}"
+    )

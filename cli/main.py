@@ -12,8 +12,12 @@ import typer
 
 from cli import data, keys, model, stack, users
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="Household-survey pipeline: ingest, inspect and operate.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Household-survey pipeline: ingest, inspect and operate.",
+)
 
 app.command()(data.ingest)
 app.command()(data.report)

@@ -47,7 +47,9 @@ def predict(
     if out is not None:
         predictions.drop("household_pseudonym").write_csv(out)
         summary["written_to"] = str(out)
-    typer.echo(json.dumps(summary, indent=2) if as_json else "\n".join(f"{k}: {v}" for k, v in summary.items()))
+    typer.echo(
+        json.dumps(summary, indent=2) if as_json else "\n".join(f"{k}: {v}" for k, v in summary.items())
+    )
 
 
 def drift(
@@ -66,8 +68,10 @@ def drift(
     if as_json:
         typer.echo(json.dumps(result, indent=2, default=str))
         return
-    typer.echo(f"drift: {'YES' if result['drift'] else 'no'}  score (max PSI) {result['score']}  rows {result['rows']}"
-               f"  champion v{result['reference_version']}")
+    typer.echo(
+        f"drift: {'YES' if result['drift'] else 'no'}  score (max PSI) {result['score']}  rows {result['rows']}"
+        f"  champion v{result['reference_version']}"
+    )
     for name, row in result["features"].items():
         figures = "  ".join(f"{k} {v}" for k, v in row.items() if k not in ("flag", "rows") and v != [])
         typer.echo(f"  {'!' if row['flag'] else ' '} {name:<38} {figures}")
@@ -86,8 +90,10 @@ def model_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None
     if not versions:
         typer.echo("no model registered yet: run `rtv retrain` after ingesting labelled data")
     for v in versions:
-        typer.echo(f"v{v['version']:>3}  {','.join(v['aliases']) or '-':<20} CV ROC AUC {v['metrics']['roc_auc']}  "
-                   f"macro-F1 {v['metrics']['macro_f1_4class']}")
+        typer.echo(
+            f"v{v['version']:>3}  {','.join(v['aliases']) or '-':<20} CV ROC AUC {v['metrics']['roc_auc']}  "
+            f"macro-F1 {v['metrics']['macro_f1_4class']}"
+        )
 
 
 @model_app.command("rollback")

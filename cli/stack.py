@@ -37,8 +37,12 @@ def health(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
 
 
 def up(
-    demo: Annotated[bool, typer.Option(help="generate and ingest demo households, train a first model")] = True,
-    detach: Annotated[bool, typer.Option("--detach", help="start in the background; `rtv down` stops it")] = False,
+    demo: Annotated[
+        bool, typer.Option(help="generate and ingest demo households, train a first model")
+    ] = True,
+    detach: Annotated[
+        bool, typer.Option("--detach", help="start in the background; `rtv down` stops it")
+    ] = False,
     port: Annotated[int, typer.Option(help="Prefect server port")] = 4200,
 ) -> None:
     """Bring the whole product up on this machine; Ctrl-C stops everything."""
@@ -71,30 +75,62 @@ def down() -> None:
 
 def dashboard(
     port: Annotated[int, typer.Option(help="port to serve on")] = 8501,
-    host: Annotated[str, typer.Option(help="address to listen on (0.0.0.0 for every interface)")] = "127.0.0.1",
+    host: Annotated[
+        str, typer.Option(help="address to listen on (0.0.0.0 for every interface)")
+    ] = "127.0.0.1",
 ) -> None:
     """Serve the Streamlit ops dashboard; sign in with a catalog user (`rtv up` creates `admin` on first start)."""
     prefect_defaults()
     from tasks.platform.settings import Settings, upload_limit_mb
 
-    command = [sys.executable, "-m", "streamlit", "run", str(DASHBOARD_ENTRY), "--server.headless", "true",
-               "--server.address", host, "--server.port", str(port), "--browser.gatherUsageStats", "false",
-               "--client.toolbarMode", "viewer", "--server.fileWatcherType", "none",
-               "--server.maxUploadSize", str(upload_limit_mb(Settings().max_upload_bytes))]
+    command = [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(DASHBOARD_ENTRY),
+        "--server.headless",
+        "true",
+        "--server.address",
+        host,
+        "--server.port",
+        str(port),
+        "--browser.gatherUsageStats",
+        "false",
+        "--client.toolbarMode",
+        "viewer",
+        "--server.fileWatcherType",
+        "none",
+        "--server.maxUploadSize",
+        str(upload_limit_mb(Settings().max_upload_bytes)),
+    ]
     typer.echo(f"dashboard on http://{host}:{port}", err=True)
     os.execv(sys.executable, command)  # noqa: S606 - replaces this process, so signals reach Streamlit itself
 
 
 def api(
-    host: Annotated[str, typer.Option(help="address to listen on (keep 127.0.0.1 behind a TLS proxy)")] = "127.0.0.1",
+    host: Annotated[
+        str, typer.Option(help="address to listen on (keep 127.0.0.1 behind a TLS proxy)")
+    ] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="port to listen on")] = 8000,
     workers: Annotated[int, typer.Option(min=1, help="API processes (each has its own rate limiter)")] = 1,
     access_log: Annotated[bool, typer.Option(help="log one line per request (no bodies)")] = True,
-    forwarded_allow_ips: Annotated[str, typer.Option(help="proxies trusted for X-Forwarded-For")] = "127.0.0.1",
+    forwarded_allow_ips: Annotated[
+        str, typer.Option(help="proxies trusted for X-Forwarded-For")
+    ] = "127.0.0.1",
 ) -> None:
     """Serve the field-device REST API with uvicorn (OpenAPI at /docs)."""
     prefect_defaults()
     import uvicorn
 
-    uvicorn.run("api.app:create_app", factory=True, host=host, port=port, workers=workers, access_log=access_log,
-                proxy_headers=True, forwarded_allow_ips=forwarded_allow_ips, server_header=False)
+    uvicorn.run(
+        "api.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        access_log=access_log,
+        proxy_headers=True,
+        forwarded_allow_ips=forwarded_allow_ips,
+        server_header=False,
+    )

@@ -17,7 +17,9 @@ users_app = typer.Typer(no_args_is_help=True, help="API and dashboard users.")
 def users_add(
     name: Annotated[str, typer.Argument(help="user name")],
     role: Annotated[str, typer.Option(help="field_officer, manager or engineer")],
-    password_stdin: Annotated[bool, typer.Option("--password-stdin", help="read the password from stdin")] = False,
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="read the password from stdin")
+    ] = False,
 ) -> None:
     """Create a user; the password is read from stdin, never from the command line."""
     if not password_stdin:
@@ -62,8 +64,16 @@ def audit_log(
         fail(f"--since takes a date like 2026-11-01, not {since!r}")
     found = audit.events(open_runtime().catalog, since=start, actor=actor, action=action, limit=limit)
     if as_json:
-        rows = [{"at": e.at.isoformat(), "actor": e.actor, "action": e.action, "target": e.target,
-                 "detail": e.detail} for e in found]
+        rows = [
+            {
+                "at": e.at.isoformat(),
+                "actor": e.actor,
+                "action": e.action,
+                "target": e.target,
+                "detail": e.detail,
+            }
+            for e in found
+        ]
         typer.echo(json.dumps(rows, indent=2, default=str))
         return
     for e in found:

@@ -26,16 +26,23 @@ PAGES = (
 
 def no_pages() -> None:
     st.title("Nothing to show for your role")
-    st.info(f"Your role ({auth.role()}) has no dashboard pages: field officers submit surveys through the "
-            "WorkMate app. Ask an engineer for a manager account if you need the dashboard.")
+    st.info(
+        f"Your role ({auth.role()}) has no dashboard pages: field officers submit surveys through the "
+        "WorkMate app. Ask an engineer for a manager account if you need the dashboard."
+    )
 
 
 user = auth.current_user()
 if user is None:
-    st.navigation([st.Page(auth.login_page, title="Sign in", icon=":material/login:")], position="hidden").run()
+    st.navigation(
+        [st.Page(auth.login_page, title="Sign in", icon=":material/login:")], position="hidden"
+    ).run()
 else:
-    pages = [st.Page(path, title=title, icon=icon, default=i == 0)
-             for i, (path, title, icon, action) in enumerate(PAGES) if auth.allowed(action)]
+    pages = [
+        st.Page(path, title=title, icon=icon, default=i == 0)
+        for i, (path, title, icon, action) in enumerate(PAGES)
+        if auth.allowed(action)
+    ]
     with st.sidebar:
         st.caption(f"Signed in as **{user['name']}** ({user['role']})")
         if st.button("Sign out", icon=":material/logout:"):

@@ -44,8 +44,10 @@ def allowed(action: Action) -> bool:
 def require(action: Action) -> None:
     """Stop the page with a clear message when the role may not take this action."""
     if not allowed(action):
-        st.error(f"Your role ({role() or 'not signed in'}) cannot {VERBS.get(action, action.value)}. "
-                 "Ask an engineer if you need it.")
+        st.error(
+            f"Your role ({role() or 'not signed in'}) cannot {VERBS.get(action, action.value)}. "
+            "Ask an engineer if you need it."
+        )
         st.stop()
 
 
@@ -79,15 +81,22 @@ def login_page() -> None:
     if submitted:
         user = authenticate(rt.catalog, user_name.strip(), password)
         if user is None:
-            audit.record(rt.catalog, user_name.strip()[:120] or "(empty)", "denied", "dashboard",
-                         {"reason": "sign-in failed"})
+            audit.record(
+                rt.catalog,
+                user_name.strip()[:120] or "(empty)",
+                "denied",
+                "dashboard",
+                {"reason": "sign-in failed"},
+            )
             st.error("Wrong user name or password.")
         else:
             st.session_state[USER] = {"name": user.name, "role": user.role}
             audit.record(rt.catalog, user.name, "signed_in", "dashboard")
             st.rerun()
-    st.info("Sign in with your dashboard account. On a new machine `rtv up` creates a first engineer, "
-            "`admin`, and writes its password to `data/run/admin-password`.")
+    st.info(
+        "Sign in with your dashboard account. On a new machine `rtv up` creates a first engineer, "
+        "`admin`, and writes its password to `data/run/admin-password`."
+    )
 
 
 def sign_out() -> None:

@@ -16,8 +16,16 @@ if TYPE_CHECKING:
     from playwright.sync_api import Page
 
 CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--no-first-run", "--disable-quic", "--disable-sync"]
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-quic",
+    "--disable-sync",
+]
 # Streamlit scrolls an inner container, so a full-page shot stops at the viewport: make the viewport tall
 VIEWPORT = {"width": 1400, "height": 1800}
 
@@ -28,8 +36,9 @@ def browser_page(width: int = VIEWPORT["width"], height: int = VIEWPORT["height"
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=os.environ.get("RTV_CHROMIUM", CHROMIUM), headless=True,
-                                    args=ARGS)
+        browser = p.chromium.launch(
+            executable_path=os.environ.get("RTV_CHROMIUM", CHROMIUM), headless=True, args=ARGS
+        )
         try:
             page = browser.new_page(viewport={"width": width, "height": height})
             page.set_default_timeout(30_000)
@@ -58,8 +67,11 @@ def wait_idle(page: Page, timeout: float = 60_000, quiet_ms: float = 1000) -> No
 
 def wait_charts(page: Page, timeout: float = 60_000) -> None:
     """Wait until every Plotly chart on the page has drawn (the chart library loads lazily, after the script)."""
-    page.wait_for_function("""() => [...document.querySelectorAll('[data-testid="stPlotlyChart"]')]
-                                   .every(chart => chart.querySelector('.main-svg'))""", timeout=timeout)
+    page.wait_for_function(
+        """() => [...document.querySelectorAll('[data-testid="stPlotlyChart"]')]
+                                   .every(chart => chart.querySelector('.main-svg'))""",
+        timeout=timeout,
+    )
 
 
 def sign_in(page: Page, url: str, user: str, password: str) -> None:

@@ -15,30 +15,51 @@ HEIGHT = 320
 
 
 def _layout(fig: go.Figure, title: str, height: int = HEIGHT, **kwargs: object) -> go.Figure:
-    fig.update_layout(title=title, height=height, margin={"l": 10, "r": 10, "t": 40, "b": 10},
-                      legend={"orientation": "h", "y": -0.2}, **kwargs)
+    fig.update_layout(
+        title=title,
+        height=height,
+        margin={"l": 10, "r": 10, "t": 40, "b": 10},
+        legend={"orientation": "h", "y": -0.2},
+        **kwargs,
+    )
     return fig
 
 
-def counts_bar(counts: pl.DataFrame, column: str, order: tuple[str, ...], colours: dict[str, str],
-               title: str) -> go.Figure:
+def counts_bar(
+    counts: pl.DataFrame, column: str, order: tuple[str, ...], colours: dict[str, str], title: str
+) -> go.Figure:
     """Households per category, in the category's natural order."""
     found = dict(counts.select(column, "households").iter_rows())
     names = [c for c in order if c in found] + sorted(k for k in found if k not in order and k is not None)
-    fig = go.Figure(go.Bar(x=names, y=[found[n] for n in names], marker_color=[colours.get(n, "#607d8b")
-                                                                             for n in names],
-                           text=[f"{found[n]:,}" for n in names], textposition="auto"))
+    fig = go.Figure(
+        go.Bar(
+            x=names,
+            y=[found[n] for n in names],
+            marker_color=[colours.get(n, "#607d8b") for n in names],
+            text=[f"{found[n]:,}" for n in names],
+            textposition="auto",
+        )
+    )
     return _layout(fig, title, yaxis_title=label("households"), showlegend=False)
 
 
-def stacked_by(frame: pl.DataFrame, by: str, stack: str, order: tuple[str, ...], colours: dict[str, str],
-               title: str, height: int = HEIGHT) -> go.Figure:
+def stacked_by(
+    frame: pl.DataFrame,
+    by: str,
+    stack: str,
+    order: tuple[str, ...],
+    colours: dict[str, str],
+    title: str,
+    height: int = HEIGHT,
+) -> go.Figure:
     """Households per `by`, stacked by `stack` (e.g. status per district)."""
     totals = frame.group_by(by).agg(pl.col("households").sum()).sort("households", descending=True)
     groups = totals[by].to_list()
     fig = go.Figure()
     for value in [v for v in order if v in set(frame[stack].to_list())]:
-        part = dict(frame.filter(pl.col(stack) == value).group_by(by).agg(pl.col("households").sum()).iter_rows())
+        part = dict(
+            frame.filter(pl.col(stack) == value).group_by(by).agg(pl.col("households").sum()).iter_rows()
+        )
         fig.add_bar(name=value, x=groups, y=[part.get(g, 0) for g in groups], marker_color=colours.get(value))
     return _layout(fig, title, height, barmode="stack", yaxis_title=label("households"))
 
@@ -46,12 +67,24 @@ def stacked_by(frame: pl.DataFrame, by: str, stack: str, order: tuple[str, ...],
 def share_bar(frame: pl.DataFrame, by: str, title: str, top: int = 20) -> go.Figure:
     """Share vulnerable per group (the `top` largest groups), with household counts on hover."""
     part = frame.head(top).sort("share_vulnerable")
-    fig = go.Figure(go.Bar(
-        x=part["share_vulnerable"].to_list(), y=part[by].to_list(), orientation="h", marker_color="#c62828",
-        customdata=part["households"].to_list(),
-        hovertemplate="%{y}: %{x:.0%} of %{customdata:,} households<extra></extra>"))
-    return _layout(fig, title, max(HEIGHT, 22 * part.height + 80), xaxis_tickformat=".0%",
-                   xaxis_title=label("share_vulnerable"), showlegend=False)
+    fig = go.Figure(
+        go.Bar(
+            x=part["share_vulnerable"].to_list(),
+            y=part[by].to_list(),
+            orientation="h",
+            marker_color="#c62828",
+            customdata=part["households"].to_list(),
+            hovertemplate="%{y}: %{x:.0%} of %{customdata:,} households<extra></extra>",
+        )
+    )
+    return _layout(
+        fig,
+        title,
+        max(HEIGHT, 22 * part.height + 80),
+        xaxis_tickformat=".0%",
+        xaxis_title=label("share_vulnerable"),
+        showlegend=False,
+    )
 
 
 def trend(frame: pl.DataFrame, x: str, title: str) -> go.Figure:
@@ -59,31 +92,65 @@ def trend(frame: pl.DataFrame, x: str, title: str) -> go.Figure:
     fig = go.Figure()
     xs = frame[x].to_list()
     fig.add_bar(x=xs, y=frame["households"].to_list(), name=label("households"), marker_color="#90a4ae")
-    fig.add_scatter(x=xs, y=frame["share_vulnerable"].to_list(), name=label("share_vulnerable"), yaxis="y2",
-                    mode="lines+markers", line={"color": "#c62828"})
-    return _layout(fig, title, yaxis={"title": label("households")},
-                   yaxis2={"title": label("share_vulnerable"), "overlaying": "y", "side": "right",
-                           "tickformat": ".0%", "rangemode": "tozero"})
+    fig.add_scatter(
+        x=xs,
+        y=frame["share_vulnerable"].to_list(),
+        name=label("share_vulnerable"),
+        yaxis="y2",
+        mode="lines+markers",
+        line={"color": "#c62828"},
+    )
+    return _layout(
+        fig,
+        title,
+        yaxis={"title": label("households")},
+        yaxis2={
+            "title": label("share_vulnerable"),
+            "overlaying": "y",
+            "side": "right",
+            "tickformat": ".0%",
+            "rangemode": "tozero",
+        },
+    )
 
 
 def quality_trend(frame: pl.DataFrame) -> go.Figure:
     """Pass rate and completeness per ingestion, in the order they were received."""
     fig = go.Figure()
     xs = frame["received_at"].to_list()
-    fig.add_scatter(x=xs, y=frame["pass_rate"].to_list(), name="Pass rate", mode="lines+markers",
-                    text=frame["ingestion_id"].to_list())
-    fig.add_scatter(x=xs, y=frame["completeness"].to_list(), name="Completeness", mode="lines+markers",
-                    text=frame["ingestion_id"].to_list())
-    return _layout(fig, "Pass rate and completeness per ingestion", yaxis_tickformat=".0%",
-                   yaxis_range=[0, 1.02])
+    fig.add_scatter(
+        x=xs,
+        y=frame["pass_rate"].to_list(),
+        name="Pass rate",
+        mode="lines+markers",
+        text=frame["ingestion_id"].to_list(),
+    )
+    fig.add_scatter(
+        x=xs,
+        y=frame["completeness"].to_list(),
+        name="Completeness",
+        mode="lines+markers",
+        text=frame["ingestion_id"].to_list(),
+    )
+    return _layout(
+        fig, "Pass rate and completeness per ingestion", yaxis_tickformat=".0%", yaxis_range=[0, 1.02]
+    )
 
 
-def horizontal(frame: pl.DataFrame, name: str, value: str, title: str, colour: str = "#455a64",
-               fmt: str = ",") -> go.Figure:
+def horizontal(
+    frame: pl.DataFrame, name: str, value: str, title: str, colour: str = "#455a64", fmt: str = ","
+) -> go.Figure:
     """A horizontal bar per row (largest on top)."""
     part = frame.sort(value)
-    fig = go.Figure(go.Bar(x=part[value].to_list(), y=part[name].to_list(), orientation="h", marker_color=colour,
-                           hovertemplate=f"%{{y}}: %{{x:{fmt}}}<extra></extra>"))
+    fig = go.Figure(
+        go.Bar(
+            x=part[value].to_list(),
+            y=part[name].to_list(),
+            orientation="h",
+            marker_color=colour,
+            hovertemplate=f"%{{y}}: %{{x:{fmt}}}<extra></extra>",
+        )
+    )
     return _layout(fig, title, max(HEIGHT, 22 * part.height + 80), showlegend=False)
 
 
@@ -92,5 +159,4 @@ def district_metrics(frame: pl.DataFrame, metrics: tuple[str, ...]) -> go.Figure
     fig = go.Figure()
     for metric in metrics:
         fig.add_bar(name=metric, x=frame["district"].to_list(), y=frame[metric].to_list())
-    return _layout(fig, "Per district (village-grouped CV)", barmode="group",
-                   yaxis_range=[0, 1])
+    return _layout(fig, "Per district (village-grouped CV)", barmode="group", yaxis_range=[0, 1])

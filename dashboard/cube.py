@@ -24,14 +24,21 @@ def _cube(fp: str, predictions: tuple[str, ...], unscored: tuple[str, ...], _rt:
     frame = households_lazy(_rt, predictions, unscored)
     if frame is None:
         return pl.DataFrame()
-    cube = frame.group_by("ingestion_id", "date", "district", "cluster", "village", "status", "risk_band").agg(
-        pl.len().alias("households"),
-        pl.col("status").is_in(VULNERABLE).sum().alias("vulnerable"),
-        pl.col("p_vulnerable").is_not_null().sum().alias("scored"),
-        pl.col("p_vulnerable").sum().alias("p_sum"),
-    ).collect()
-    sources = pl.DataFrame([(i.id, i.source) for i in _rt.catalog.list_ingestions(limit=1_000_000)],
-                           schema={"ingestion_id": pl.String, "source": pl.String}, orient="row")
+    cube = (
+        frame.group_by("ingestion_id", "date", "district", "cluster", "village", "status", "risk_band")
+        .agg(
+            pl.len().alias("households"),
+            pl.col("status").is_in(VULNERABLE).sum().alias("vulnerable"),
+            pl.col("p_vulnerable").is_not_null().sum().alias("scored"),
+            pl.col("p_vulnerable").sum().alias("p_sum"),
+        )
+        .collect()
+    )
+    sources = pl.DataFrame(
+        [(i.id, i.source) for i in _rt.catalog.list_ingestions(limit=1_000_000)],
+        schema={"ingestion_id": pl.String, "source": pl.String},
+        orient="row",
+    )
     return cube.join(sources, on="ingestion_id", how="left").with_columns(
         pl.col("source").fill_null("unknown"),
         pl.col("date").dt.truncate("1w").alias("week"),
@@ -63,8 +70,14 @@ class Filters:
     def expr(self, columns: list[str]) -> pl.Expr:
         """A polars predicate over the columns a frame has."""
         predicate = pl.lit(True)
-        for column, values in (("district", self.districts), ("cluster", self.clusters), ("village", self.villages),
-                               ("source", self.sources), ("risk_band", self.bands), ("status", self.statuses)):
+        for column, values in (
+            ("district", self.districts),
+            ("cluster", self.clusters),
+            ("village", self.villages),
+            ("source", self.sources),
+            ("risk_band", self.bands),
+            ("status", self.statuses),
+        ):
             if values and column in columns:
                 predicate &= pl.col(column).is_in(list(values))
         if self.dates and "date" in columns:
@@ -84,7 +97,13 @@ def filter_cube(cube: pl.DataFrame, filters: Filters) -> pl.DataFrame:
 def headline(cube: pl.DataFrame) -> dict[str, float | int | None]:
     """Households, share vulnerable, high-or-critical count, mean P(vulnerable), unscored households."""
     if cube.height == 0:
-        return {"households": 0, "share_vulnerable": None, "high_or_critical": 0, "mean_p": None, "not_scored": 0}
+        return {
+            "households": 0,
+            "share_vulnerable": None,
+            "high_or_critical": 0,
+            "mean_p": None,
+            "not_scored": 0,
+        }
     households = int(cube["households"].sum())
     scored = int(cube["scored"].sum())
     return {
@@ -98,8 +117,13 @@ def headline(cube: pl.DataFrame) -> dict[str, float | int | None]:
 
 def breakdown(cube: pl.DataFrame, *by: str) -> pl.DataFrame:
     """Households, vulnerable and share vulnerable per group, largest first."""
-    return (cube.group_by(*by).agg(pl.col("households").sum(), pl.col("vulnerable").sum(),
-                                   pl.col("households").filter(pl.col("risk_band").is_in(HIGH_RISK))
-                                   .sum().alias("high_or_critical"))
-            .with_columns((pl.col("vulnerable") / pl.col("households")).alias("share_vulnerable"))
-            .sort("households", descending=True))
+    return (
+        cube.group_by(*by)
+        .agg(
+            pl.col("households").sum(),
+            pl.col("vulnerable").sum(),
+            pl.col("households").filter(pl.col("risk_band").is_in(HIGH_RISK)).sum().alias("high_or_critical"),
+        )
+        .with_columns((pl.col("vulnerable") / pl.col("households")).alias("share_vulnerable"))
+        .sort("households", descending=True)
+    )

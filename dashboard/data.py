@@ -59,14 +59,30 @@ def recent(days: int) -> datetime:
 
 # ---- ingestions ------------------------------------------------------------------------------------------
 
-INGESTION_SCHEMA = {"ingestion_id": pl.String, "source": pl.String, "door": pl.String, "filename": pl.String,
-                    "format": pl.String, "status": pl.String, "submitted_by": pl.String,
-                    "received_at": pl.Datetime("us", "UTC"), "started_at": pl.Datetime("us", "UTC"),
-                    "finished_at": pl.Datetime("us", "UTC"), "flow_run_id": pl.String, "rows_received": pl.Int64,
-                    "rows_accepted": pl.Int64, "rows_quarantined": pl.Int64, "rows_duplicate": pl.Int64,
-                    "pass_rate": pl.Float64, "completeness": pl.Float64, "fixes": pl.Int64,
-                    "duration_s": pl.Float64, "error": pl.String, "quarantine_reasons": pl.String,
-                    "fix_kinds": pl.String}
+INGESTION_SCHEMA = {
+    "ingestion_id": pl.String,
+    "source": pl.String,
+    "door": pl.String,
+    "filename": pl.String,
+    "format": pl.String,
+    "status": pl.String,
+    "submitted_by": pl.String,
+    "received_at": pl.Datetime("us", "UTC"),
+    "started_at": pl.Datetime("us", "UTC"),
+    "finished_at": pl.Datetime("us", "UTC"),
+    "flow_run_id": pl.String,
+    "rows_received": pl.Int64,
+    "rows_accepted": pl.Int64,
+    "rows_quarantined": pl.Int64,
+    "rows_duplicate": pl.Int64,
+    "pass_rate": pl.Float64,
+    "completeness": pl.Float64,
+    "fixes": pl.Int64,
+    "duration_s": pl.Float64,
+    "error": pl.String,
+    "quarantine_reasons": pl.String,
+    "fix_kinds": pl.String,
+}
 
 
 @st.cache_data(ttl=TTL_CATALOG, show_spinner=False)
@@ -75,18 +91,32 @@ def _ingestions(fp: str, _rt: Runtime) -> pl.DataFrame:
     for i in _rt.catalog.list_ingestions(limit=100_000):
         report = i.report or {}
         validated = (i.rows_accepted or 0) + (i.rows_quarantined or 0)
-        rows.append({
-            "ingestion_id": i.id, "source": i.source, "door": i.door, "filename": i.filename,
-            "format": i.format or report.get("format"), "status": i.status, "submitted_by": i.submitted_by,
-            "received_at": i.received_at, "started_at": i.started_at, "finished_at": i.finished_at,
-            "flow_run_id": i.flow_run_id, "rows_received": i.rows_received, "rows_accepted": i.rows_accepted,
-            "rows_quarantined": i.rows_quarantined, "rows_duplicate": i.rows_duplicate,
-            "pass_rate": (i.rows_accepted or 0) / validated if validated else None,
-            "completeness": report.get("completeness"), "fixes": sum((report.get("fixes") or {}).values()),
-            "duration_s": report.get("duration_s"), "error": i.error,
-            "quarantine_reasons": json.dumps(report.get("quarantine_reasons") or {}),
-            "fix_kinds": json.dumps(report.get("fixes") or {}),
-        })
+        rows.append(
+            {
+                "ingestion_id": i.id,
+                "source": i.source,
+                "door": i.door,
+                "filename": i.filename,
+                "format": i.format or report.get("format"),
+                "status": i.status,
+                "submitted_by": i.submitted_by,
+                "received_at": i.received_at,
+                "started_at": i.started_at,
+                "finished_at": i.finished_at,
+                "flow_run_id": i.flow_run_id,
+                "rows_received": i.rows_received,
+                "rows_accepted": i.rows_accepted,
+                "rows_quarantined": i.rows_quarantined,
+                "rows_duplicate": i.rows_duplicate,
+                "pass_rate": (i.rows_accepted or 0) / validated if validated else None,
+                "completeness": report.get("completeness"),
+                "fixes": sum((report.get("fixes") or {}).values()),
+                "duration_s": report.get("duration_s"),
+                "error": i.error,
+                "quarantine_reasons": json.dumps(report.get("quarantine_reasons") or {}),
+                "fix_kinds": json.dumps(report.get("fixes") or {}),
+            }
+        )
     return pl.DataFrame(rows, schema=INGESTION_SCHEMA)
 
 
@@ -98,17 +128,38 @@ def ingestions() -> pl.DataFrame:
 
 def counts_by(ingestions_frame: pl.DataFrame, column: str) -> pl.DataFrame:
     """Rows per rule (or fix kind) from the JSON maps of each ingestion, with the ingestion id."""
-    rows = [(i, name, n) for i, text in ingestions_frame.select("ingestion_id", column).iter_rows()
-            for name, n in json.loads(text or "{}").items()]
-    return pl.DataFrame(rows, schema={"ingestion_id": pl.String, "name": pl.String, "rows": pl.Int64}, orient="row")
+    rows = [
+        (i, name, n)
+        for i, text in ingestions_frame.select("ingestion_id", column).iter_rows()
+        for name, n in json.loads(text or "{}").items()
+    ]
+    return pl.DataFrame(
+        rows, schema={"ingestion_id": pl.String, "name": pl.String, "rows": pl.Int64}, orient="row"
+    )
 
 
 @st.cache_data(ttl=TTL_CATALOG, show_spinner=False)
 def _rule_outcomes(fp: str, ingestion_id: str, _rt: Runtime) -> pl.DataFrame:
-    rows = [{"rule": o.rule, "expectation": o.expectation, "column": o.column, "unexpected": o.unexpected_count,
-             "checked": o.element_count} for o in _rt.catalog.rule_outcomes(ingestion_id)]
-    return pl.DataFrame(rows, schema={"rule": pl.String, "expectation": pl.String, "column": pl.String,
-                                      "unexpected": pl.Int64, "checked": pl.Int64})
+    rows = [
+        {
+            "rule": o.rule,
+            "expectation": o.expectation,
+            "column": o.column,
+            "unexpected": o.unexpected_count,
+            "checked": o.element_count,
+        }
+        for o in _rt.catalog.rule_outcomes(ingestion_id)
+    ]
+    return pl.DataFrame(
+        rows,
+        schema={
+            "rule": pl.String,
+            "expectation": pl.String,
+            "column": pl.String,
+            "unexpected": pl.Int64,
+            "checked": pl.Int64,
+        },
+    )
 
 
 def rule_outcomes(ingestion_id: str) -> pl.DataFrame:
@@ -118,6 +169,7 @@ def rule_outcomes(ingestion_id: str) -> pl.DataFrame:
 
 
 # ---- review queue ----------------------------------------------------------------------------------------
+
 
 @st.cache_data(ttl=TTL_CATALOG, show_spinner="Reading the review queue …")
 def _held(fp: str, quarantine: tuple[str, ...], _rt: Runtime) -> pl.DataFrame:
@@ -135,9 +187,18 @@ def held() -> pl.DataFrame:
 # ---- drift (stored by tasks/monitoring/drift.py) --------------------------------------------------------------------
 
 DRIFT_CHECKS = 50
-DRIFT_SCHEMA = {"computed_at": pl.String, "scope": pl.String, "ingestion_id": pl.String, "rows": pl.Int64,
-                "score": pl.Float64, "drift": pl.Boolean, "feature": pl.String, "psi": pl.Float64,
-                "flag": pl.Boolean, "note": pl.String}
+DRIFT_SCHEMA = {
+    "computed_at": pl.String,
+    "scope": pl.String,
+    "ingestion_id": pl.String,
+    "rows": pl.Int64,
+    "score": pl.Float64,
+    "drift": pl.Boolean,
+    "feature": pl.String,
+    "psi": pl.Float64,
+    "flag": pl.Boolean,
+    "note": pl.String,
+}
 
 
 def _drift_rows(rt: Runtime) -> list[dict[str, Any]]:
@@ -151,8 +212,15 @@ def _drift_rows(rt: Runtime) -> list[dict[str, Any]]:
         head = {k: check.get(k) for k in ("computed_at", "scope", "ingestion_id", "rows", "score", "drift")}
         for feature, stats in sorted((check.get("features") or {}).items()):
             stats = stats if isinstance(stats, dict) else {}
-            rows.append(head | {"feature": feature, "psi": stats.get("psi"), "flag": bool(stats.get("flag")),
-                                "note": stats.get("skipped")})
+            rows.append(
+                head
+                | {
+                    "feature": feature,
+                    "psi": stats.get("psi"),
+                    "flag": bool(stats.get("flag")),
+                    "note": stats.get("skipped"),
+                }
+            )
     return rows
 
 

@@ -44,8 +44,10 @@ def _data_docs(fp: str, ingestion_id: str, _rt: Runtime) -> dict[str, Any]:
     with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zipped:
         for k, content in files.items():
             zipped.writestr(f"data_docs/{k.removeprefix(prefix)}", content)
-    return {"pages": dict(sorted(pages.items(), key=lambda kv: (not kv[0].startswith("validations/"), kv[0]))),
-            "zip": archive.getvalue()}
+    return {
+        "pages": dict(sorted(pages.items(), key=lambda kv: (not kv[0].startswith("validations/"), kv[0]))),
+        "zip": archive.getvalue(),
+    }
 
 
 def data_docs(ingestion_id: str) -> dict[str, Any]:

@@ -13,8 +13,21 @@ from tasks.protection.users import sees_pii
 from tasks.runtime import Runtime
 
 FORMULA_PATTERN = r"^[=+\-@\t\r]"  # what a spreadsheet may read as the start of a formula
-EXPORT_COLUMNS = ("household", "household_ref", "district", "cluster", "village", "p_vulnerable", "risk_band", "predicted_status",
-                  "observed_status", "expected_per_day", "model_version", "ingestion_id", "source_row")
+EXPORT_COLUMNS = (
+    "household",
+    "household_ref",
+    "district",
+    "cluster",
+    "village",
+    "p_vulnerable",
+    "risk_band",
+    "predicted_status",
+    "observed_status",
+    "expected_per_day",
+    "model_version",
+    "ingestion_id",
+    "source_row",
+)
 EXCEL_MAX_ROWS = 1_000_000  # a sheet holds 1,048,576 rows
 
 
@@ -26,8 +39,15 @@ def neutralise(frame: pl.DataFrame) -> pl.DataFrame:
     text = [name for name, dtype in frame.schema.items() if dtype == pl.String]
     if not text:
         return frame
-    return frame.with_columns([
-        pl.when(pl.col(c).str.contains(FORMULA_PATTERN)).then(pl.lit("'") + pl.col(c)).otherwise(pl.col(c)).alias(c) for c in text])
+    return frame.with_columns(
+        [
+            pl.when(pl.col(c).str.contains(FORMULA_PATTERN))
+            .then(pl.lit("'") + pl.col(c))
+            .otherwise(pl.col(c))
+            .alias(c)
+            for c in text
+        ]
+    )
 
 
 def to_csv(frame: pl.DataFrame) -> bytes:
@@ -40,10 +60,13 @@ def to_excel(frame: pl.DataFrame) -> bytes:
     import xlsxwriter
 
     if frame.height > EXCEL_MAX_ROWS:
-        raise ValueError(f"{frame.height:,} rows do not fit in one Excel sheet; narrow the filters or use CSV")
+        raise ValueError(
+            f"{frame.height:,} rows do not fit in one Excel sheet; narrow the filters or use CSV"
+        )
     buffer = io.BytesIO()
-    with xlsxwriter.Workbook(buffer, {"strings_to_formulas": False, "strings_to_urls": False,
-                                      "strings_to_numbers": False}) as workbook:
+    with xlsxwriter.Workbook(
+        buffer, {"strings_to_formulas": False, "strings_to_urls": False, "strings_to_numbers": False}
+    ) as workbook:
         neutralise(frame).write_excel(workbook, worksheet="households", autofit=frame.height <= 10_000)
     return buffer.getvalue()
 
@@ -55,17 +78,27 @@ def export_frame(rt: Runtime, households: pl.DataFrame, role: str) -> pl.DataFra
     reveal = sees_pii(role, rt.settings.env)
     frame = households.with_columns(
         pl.Series("household", household_ids(rt, households, reveal=reveal), dtype=pl.String),
-        pl.Series("household_ref", pseudonyms(households), dtype=pl.String))
+        pl.Series("household_ref", pseudonyms(households), dtype=pl.String),
+    )
     return frame.select([c for c in EXPORT_COLUMNS if c in frame.columns]).rename(label)
 
 
-def export(rt: Runtime, households: pl.DataFrame, fmt: str, *, actor: str, role: str,
-           filters: dict[str, object] | None = None) -> bytes:
+def export(
+    rt: Runtime,
+    households: pl.DataFrame,
+    fmt: str,
+    *,
+    actor: str,
+    role: str,
+    filters: dict[str, object] | None = None,
+) -> bytes:
     """The bytes of a CSV or Excel export, recorded in the audit log (and as `decrypted` when ids are shown)."""
     frame = export_frame(rt, households, role)
     content = to_excel(frame) if fmt == "xlsx" else to_csv(frame)
     detail = {"format": fmt, "rows": frame.height, "filters": filters or {}}
     if sees_pii(role, rt.settings.env) and frame.height:
-        audit.record(rt.catalog, actor, "decrypted", "households", {"rows": frame.height, "purpose": "export"})
+        audit.record(
+            rt.catalog, actor, "decrypted", "households", {"rows": frame.height, "purpose": "export"}
+        )
     audit.record(rt.catalog, actor, "exported", "households", detail)
     return content

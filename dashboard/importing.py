@@ -13,9 +13,12 @@ from tasks.platform.catalog import Catalog
 from tasks.platform.catalog.models import Ingestion
 from tasks.runtime import Runtime
 
-PROGRESS = {"landed": (0.15, "Landed: stored encrypted in the raw zone"), "queued": (0.3, "Queued for a worker"),
-            "running": (0.6, "The ingest flow is running: read → conform → validate → write the zones"),
-            "done": (1.0, "Finished")}
+PROGRESS = {
+    "landed": (0.15, "Landed: stored encrypted in the raw zone"),
+    "queued": (0.3, "Queued for a worker"),
+    "running": (0.6, "The ingest flow is running: read → conform → validate → write the zones"),
+    "done": (1.0, "Finished"),
+}
 
 
 def safe_source(name: str) -> str:
@@ -54,14 +57,31 @@ def land_upload(rt: Runtime, upload: BinaryIO, name: str, source: str | None, ac
     (`ingest-landed`, weekly) pick it up, and `why` says so.
     """
     queue = _QueueIfReachable()
-    accepted = accept_and_queue(rt, upload, door="upload", source_name=safe_source(source or name),
-                                filename=safe_source(name), submitted_by=actor, queue=queue)
+    accepted = accept_and_queue(
+        rt,
+        upload,
+        door="upload",
+        source_name=safe_source(source or name),
+        filename=safe_source(name),
+        submitted_by=actor,
+        queue=queue,
+    )
     landed = accepted.landed
     if landed.duplicate_of is not None:
-        return {"id": landed.duplicate_of.id, "duplicate": True, "name": name, "sha256": landed.sha256,
-                "size": landed.size_bytes}
-    return {"id": landed.ingestion_id, "duplicate": False, "name": name, "queued": accepted.queued,
-            "why": _why(accepted, queue.api)}
+        return {
+            "id": landed.duplicate_of.id,
+            "duplicate": True,
+            "name": name,
+            "sha256": landed.sha256,
+            "size": landed.size_bytes,
+        }
+    return {
+        "id": landed.ingestion_id,
+        "duplicate": False,
+        "name": name,
+        "queued": accepted.queued,
+        "why": _why(accepted, queue.api),
+    }
 
 
 def progress(ingestion: Ingestion) -> tuple[str, dict[str, Any] | None]:
@@ -83,5 +103,11 @@ def report_of(ingestion: Ingestion, track: dict[str, Any]) -> ImportReport:
         return ImportReport.model_validate(ingestion.report)
     if track.get("duplicate"):
         return duplicate_report(ingestion, track["sha256"], track["size"])
-    return ImportReport(ingestion_id=ingestion.id, status=ingestion.status, source=ingestion.source,
-                        door=ingestion.door, sha256=ingestion.sha256, reason=ingestion.error)
+    return ImportReport(
+        ingestion_id=ingestion.id,
+        status=ingestion.status,
+        source=ingestion.source,
+        door=ingestion.door,
+        sha256=ingestion.sha256,
+        reason=ingestion.error,
+    )

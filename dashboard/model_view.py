@@ -48,17 +48,33 @@ def evaluation(run_id: str) -> dict[str, Any]:
     return _evaluation(key(rt), run_id, rt)
 
 
-DECISION_SCHEMA = {"decided_at": pl.Datetime("us", "UTC"), "decision": pl.String, "triggers": pl.String,
-                   "reason": pl.String, "version": pl.String, "alias": pl.String, "new_labelled_rows": pl.Int64,
-                   "accuracy_on_new": pl.Float64}
+DECISION_SCHEMA = {
+    "decided_at": pl.Datetime("us", "UTC"),
+    "decision": pl.String,
+    "triggers": pl.String,
+    "reason": pl.String,
+    "version": pl.String,
+    "alias": pl.String,
+    "new_labelled_rows": pl.Int64,
+    "accuracy_on_new": pl.Float64,
+}
 
 
 @st.cache_data(ttl=TTL_CATALOG, show_spinner=False)
 def _decisions(fp: str, _rt: Runtime) -> pl.DataFrame:
-    rows = [{"decided_at": d.decided_at, "decision": d.decision,
-             "triggers": ", ".join((d.triggers or {}).get("fired", [])), "reason": d.reason,
-             "version": d.model_version, "alias": d.alias, "new_labelled_rows": d.new_labelled_rows,
-             "accuracy_on_new": d.accuracy_on_new} for d in _rt.catalog.decisions(limit=200)]
+    rows = [
+        {
+            "decided_at": d.decided_at,
+            "decision": d.decision,
+            "triggers": ", ".join((d.triggers or {}).get("fired", [])),
+            "reason": d.reason,
+            "version": d.model_version,
+            "alias": d.alias,
+            "new_labelled_rows": d.new_labelled_rows,
+            "accuracy_on_new": d.accuracy_on_new,
+        }
+        for d in _rt.catalog.decisions(limit=200)
+    ]
     return pl.DataFrame(rows, schema=DECISION_SCHEMA)
 
 
@@ -72,4 +88,6 @@ def queue_retrain(force: bool = True) -> str:
     """Queue a run of the retrain deployment on a worker; returns the flow run id (raises if Prefect cannot)."""
     from prefect.deployments import run_deployment
 
-    return str(run_deployment(DAILY_MODEL_CHECK, parameters={"force": force}, timeout=0, tags=["dashboard"]).id)
+    return str(
+        run_deployment(DAILY_MODEL_CHECK, parameters={"force": force}, timeout=0, tags=["dashboard"]).id
+    )

@@ -15,8 +15,14 @@ SEALED = (ENCRYPTED["household_id"], PII_KEY)  # the sealed id and the wrapped d
 
 
 @st.cache_data(ttl=TTL_ZONES, show_spinner="Finding households …", max_entries=16)
-def _household_page(fp: str, predictions: tuple[str, ...], unscored: tuple[str, ...], filters: Filters, limit: int,
-                    _rt: Runtime) -> tuple[pl.DataFrame, int]:
+def _household_page(
+    fp: str,
+    predictions: tuple[str, ...],
+    unscored: tuple[str, ...],
+    filters: Filters,
+    limit: int,
+    _rt: Runtime,
+) -> tuple[pl.DataFrame, int]:
     frame = households_lazy(_rt, predictions, unscored)
     if frame is None:
         return pl.DataFrame(), 0
@@ -38,8 +44,11 @@ def all_households(rt: Runtime, filters: Filters) -> pl.DataFrame:
     frame = households_lazy(rt, *household_parts(rt))
     if frame is None:
         return pl.DataFrame()
-    return frame.filter(filters.expr(frame.collect_schema().names())).sort(
-        "p_vulnerable", descending=True, nulls_last=True).collect()
+    return (
+        frame.filter(filters.expr(frame.collect_schema().names()))
+        .sort("p_vulnerable", descending=True, nulls_last=True)
+        .collect()
+    )
 
 
 def _sealed(rt: Runtime, rows: pl.DataFrame) -> pl.DataFrame:
@@ -49,8 +58,15 @@ def _sealed(rt: Runtime, rows: pl.DataFrame) -> pl.DataFrame:
         return rows.select(*wanted.columns, *SEALED)
     ingestions = set(wanted["ingestion_id"].to_list())
     keys = tuple(k for k in zone_keys(rt, "validated") if k.split("/")[1] in ingestions)
-    found = (scan(rt, keys, ("ingestion_id", "source_row", *SEALED))
-             .join(wanted.lazy(), on=["ingestion_id", "source_row"], how="semi").collect()) if keys else None
+    found = (
+        (
+            scan(rt, keys, ("ingestion_id", "source_row", *SEALED))
+            .join(wanted.lazy(), on=["ingestion_id", "source_row"], how="semi")
+            .collect()
+        )
+        if keys
+        else None
+    )
     if found is None or found.height == 0:
         return wanted.with_columns([pl.lit(None, pl.String).alias(c) for c in SEALED])
     found = found.unique(["ingestion_id", "source_row"], keep="first")

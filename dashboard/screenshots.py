@@ -9,28 +9,29 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import tempfile
 import time
 from pathlib import Path
 
 from dashboard.browser import browser_page, open_page, sign_in, wait_charts, wait_idle
 from tasks.platform.deployments import WORK_POOL as POOL
+from tasks.platform.processes import free_port as _free_port
 from tasks.platform.settings import Settings
 from tasks.protection.users import ensure_first_engineer
 from tasks.runtime import runtime_for
 from tasks.stack import BIN, Service, Stack
 
 # (sidebar title, file name); the order of the README gallery
-PAGES = (("Overview", "overview"), ("Pipeline runs", "pipeline-runs"), ("Data quality", "data-quality"),
-         ("Review queue", "review-queue"), ("Model", "model"), ("Households", "households"), ("Upload", "upload"))
+PAGES = (
+    ("Overview", "overview"),
+    ("Pipeline runs", "pipeline-runs"),
+    ("Data quality", "data-quality"),
+    ("Review queue", "review-queue"),
+    ("Model", "model"),
+    ("Households", "households"),
+    ("Upload", "upload"),
+)
 WIDTH, MAX_HEIGHT = 1400, 4000
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _shoot(page: object, path: Path) -> None:
@@ -47,9 +48,13 @@ def _shoot(page: object, path: Path) -> None:
 def _stack(base: Path) -> Stack:
     for name in [n for n in os.environ if n.startswith(("RTV_", "PREFECT_"))]:
         del os.environ[name]
-    os.environ |= {"RTV_DATA_DIR": str(base / "data"), "RTV_KEY_FILE": str(base / "keys.json"),
-                   "PREFECT_UI_ENABLED": "false", "PREFECT_WORKER_QUERY_SECONDS": "1",
-                   "PREFECT_LOGGING_LEVEL": "WARNING"}
+    os.environ |= {
+        "RTV_DATA_DIR": str(base / "data"),
+        "RTV_KEY_FILE": str(base / "keys.json"),
+        "PREFECT_UI_ENABLED": "false",
+        "PREFECT_WORKER_QUERY_SECONDS": "1",
+        "PREFECT_LOGGING_LEVEL": "WARNING",
+    }
     return Stack(Settings(), prefect_port=_free_port(), dashboard_port=_free_port())
 
 
@@ -62,19 +67,35 @@ def take(out: Path) -> list[Path]:
         prefect, rtv = str(BIN / "prefect"), str(BIN / "rtv")
         try:
             print("starting Prefect, the deployments, a worker and the dashboard …", flush=True)
-            stack.start(Service("prefect-server", [prefect, "server", "start", "--host", "127.0.0.1", "--port",
-                                                   str(stack.prefect_port)], f"{stack.api_url}/health"))
+            stack.start(
+                Service(
+                    "prefect-server",
+                    [prefect, "server", "start", "--host", "127.0.0.1", "--port", str(stack.prefect_port)],
+                    f"{stack.api_url}/health",
+                )
+            )
             stack.run(prefect, "work-pool", "create", POOL, "--type", "process")
             stack.run(prefect, "--no-prompt", "deploy", "--all")
             stack.start(Service("worker", [prefect, "worker", "start", "--pool", POOL]))
             url = f"http://127.0.0.1:{stack.dashboard_port}"
-            stack.start(Service("dashboard", [rtv, "dashboard", "--port", str(stack.dashboard_port)],
-                                f"{url}/_stcore/health"))
-            password = ensure_first_engineer(runtime_for(stack.settings).catalog, stack.run_dir / "admin-password")
+            stack.start(
+                Service(
+                    "dashboard",
+                    [rtv, "dashboard", "--port", str(stack.dashboard_port)],
+                    f"{url}/_stcore/health",
+                )
+            )
+            password = ensure_first_engineer(
+                runtime_for(stack.settings).catalog, stack.run_dir / "admin-password"
+            )
             print("loading 2,000 demo households and training a first model …", flush=True)
             first, second = base / "demo-week1.csv", base / "demo-week2.csv"
-            stack.run(rtv, "generate", "--rows", "2000", "--seed", "7", "--bad-rate", "0.03", "--out", str(first))
-            stack.run(rtv, "generate", "--rows", "600", "--seed", "8", "--bad-rate", "0.05", "--out", str(second))
+            stack.run(
+                rtv, "generate", "--rows", "2000", "--seed", "7", "--bad-rate", "0.03", "--out", str(first)
+            )
+            stack.run(
+                rtv, "generate", "--rows", "600", "--seed", "8", "--bad-rate", "0.05", "--out", str(second)
+            )
             stack.run(rtv, "ingest", str(first), "--source", "demo week 1")
             stack.run(rtv, "retrain")
             print("uploading a second demo batch through the browser and taking the pictures …", flush=True)

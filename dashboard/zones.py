@@ -16,11 +16,29 @@ from tasks.runtime import Runtime
 NOT_SCORED = "Not scored"
 BANDS = (*RISK_BANDS, NOT_SCORED)
 VULNERABLE = tuple(sorted(contract.VULNERABLE_STATUSES))
-SCORED_COLUMNS = ("ingestion_id", "source_row", "household_pseudonym", "district", "cluster", "village",
-                  "p_vulnerable", "expected_per_day", "predicted_status", "risk_band", "observed_status",
-                  "model_version")
-UNSCORED_COLUMNS = ("ingestion_id", "source_row", "household_pseudonym", "district", "cluster", "village",
-                    "progress_status")
+SCORED_COLUMNS = (
+    "ingestion_id",
+    "source_row",
+    "household_pseudonym",
+    "district",
+    "cluster",
+    "village",
+    "p_vulnerable",
+    "expected_per_day",
+    "predicted_status",
+    "risk_band",
+    "observed_status",
+    "model_version",
+)
+UNSCORED_COLUMNS = (
+    "ingestion_id",
+    "source_row",
+    "household_pseudonym",
+    "district",
+    "cluster",
+    "village",
+    "progress_status",
+)
 
 
 def _local_root(store: Any) -> Path | None:
@@ -41,8 +59,11 @@ def scan(rt: Runtime, keys: tuple[str, ...], columns: tuple[str, ...]) -> pl.Laz
     frames = []
     for k in keys:
         path = root / k if root is not None else None
-        lazy = pl.scan_parquet(path) if path is not None and path.is_file() else \
-            pl.read_parquet(io.BytesIO(rt.store.get(k))).lazy()
+        lazy = (
+            pl.scan_parquet(path)
+            if path is not None and path.is_file()
+            else pl.read_parquet(io.BytesIO(rt.store.get(k))).lazy()
+        )
         names = lazy.collect_schema().names()
         frames.append(lazy.select([c for c in columns if c in names]))
     return pl.concat(frames, how="diagonal_relaxed")
@@ -60,22 +81,31 @@ def household_parts(rt: Runtime) -> tuple[tuple[str, ...], tuple[str, ...]]:
     return predictions, unscored
 
 
-def households_lazy(rt: Runtime, predictions: tuple[str, ...], unscored: tuple[str, ...]) -> pl.LazyFrame | None:
+def households_lazy(
+    rt: Runtime, predictions: tuple[str, ...], unscored: tuple[str, ...]
+) -> pl.LazyFrame | None:
     """One row per household with `status` (observed, else predicted), `risk_band` and the landing `date`."""
     parts = []
     if predictions:
         parts.append(scan(rt, predictions, SCORED_COLUMNS))
     if unscored:
-        parts.append(scan(rt, unscored, UNSCORED_COLUMNS).rename({"progress_status": "observed_status"})
-                     .with_columns(pl.lit(NOT_SCORED).alias("risk_band")))
+        parts.append(
+            scan(rt, unscored, UNSCORED_COLUMNS)
+            .rename({"progress_status": "observed_status"})
+            .with_columns(pl.lit(NOT_SCORED).alias("risk_band"))
+        )
     if not parts:
         return None
     frame = pl.concat(parts, how="diagonal_relaxed")
     names = frame.collect_schema().names()
     frame = frame.with_columns(
-        [pl.lit(None, pl.String).alias(c) for c in ("predicted_status", "observed_status", "model_version")
-         if c not in names]
-        + [pl.lit(None, pl.Float64).alias(c) for c in ("p_vulnerable", "expected_per_day") if c not in names])
+        [
+            pl.lit(None, pl.String).alias(c)
+            for c in ("predicted_status", "observed_status", "model_version")
+            if c not in names
+        ]
+        + [pl.lit(None, pl.Float64).alias(c) for c in ("p_vulnerable", "expected_per_day") if c not in names]
+    )
     return frame.with_columns(
         pl.coalesce("observed_status", "predicted_status").alias("status"),
         pl.col("risk_band").fill_null(NOT_SCORED),

@@ -27,8 +27,12 @@ def trigger_ingest(catalog: Catalog, ingestion_id: str) -> str:
     from prefect.deployments import run_deployment
 
     # sync_compatible: called outside an event loop it returns the FlowRun, not a coroutine
-    flow_run = cast("FlowRun", run_deployment(deployments.INGEST, parameters={"ingestion_id": ingestion_id},
-                                              timeout=0, tags=["ingest"]))
+    flow_run = cast(
+        "FlowRun",
+        run_deployment(
+            deployments.INGEST, parameters={"ingestion_id": ingestion_id}, timeout=0, tags=["ingest"]
+        ),
+    )
     catalog.update(ingestion_id, flow_run_id=str(flow_run.id))
     return str(flow_run.id)
 
@@ -47,16 +51,31 @@ class Accepted:
     error: str | None = None  # the exception type name when the queue raised
 
 
-def accept_and_queue(rt: Runtime, source: bytes | BinaryIO | Path, *, door: str, source_name: str,
-                     filename: str | None = None, submitted_by: str | None = None, file_format: str | None = None,
-                     queue: Queue | None = None) -> Accepted:
+def accept_and_queue(
+    rt: Runtime,
+    source: bytes | BinaryIO | Path,
+    *,
+    door: str,
+    source_name: str,
+    filename: str | None = None,
+    submitted_by: str | None = None,
+    file_format: str | None = None,
+    queue: Queue | None = None,
+) -> Accepted:
     """Land and audit a file (`accept_file`), then queue its ingest run unless identical bytes were landed before.
 
     `queue` defaults to `trigger_ingest`. Raises TooLarge / EmptyUpload as `land` does. A run Prefect cannot take is not an error: the file is durable
     and the sweep deployments (`ingest-landed`, the weekly ETL) pick it up.
     """
-    landed = accept_file(rt, source, door=door, source_name=source_name, filename=filename,
-                         submitted_by=submitted_by, file_format=file_format)
+    landed = accept_file(
+        rt,
+        source,
+        door=door,
+        source_name=source_name,
+        filename=filename,
+        submitted_by=submitted_by,
+        file_format=file_format,
+    )
     if landed.is_duplicate:
         return Accepted(landed, queued=False)
     try:
@@ -97,3 +116,23 @@ def mark_crashed(flow_run_id: str, message: str) -> None:
         run = client.read_flow_run(UUID(flow_run_id))
         if run.state and not run.state.is_final():
             client.set_flow_run_state(run.id, Crashed(message=message), force=True)
+
+
+def register_ingest_deployments() -> None:
+    """Create the work pool and the two triggered ingest deployments from code (no worker; tests and benches)."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import WorkPoolCreate
+    from prefect.deployments.runner import RunnerDeployment
+    from prefect.exceptions import ObjectAlreadyExists
+
+    from flows.ingest import ingest, ingest_landed
+
+    with get_client(sync_client=True) as client, contextlib.suppress(ObjectAlreadyExists):
+        client.create_work_pool(WorkPoolCreate(name=deployments.WORK_POOL, type="process"))
+    for flow_obj, name in ((ingest, deployments.INGEST), (ingest_landed, deployments.INGEST_LANDED)):
+        deployment = flow_obj.to_deployment(
+            name=deployments.deployment_name(name), work_pool_name=deployments.WORK_POOL
+        )
+        cast(
+            "RunnerDeployment", deployment
+        ).apply()  # sync_compatible: a plain value when called from sync code

@@ -14,6 +14,12 @@ from tasks.runtime import runtime_for
 
 def alert_failure(flow: Flow[..., Any], flow_run: FlowRun, state: State[Any]) -> None:
     """on_failure / on_crashed hook: one mail with the flow, the run, its parameters and the error."""
-    alert = flow_failure(flow.name, flow_run.name, str(flow_run.id), state.name or str(state.type), state.message,
-                         dict(flow_run.parameters or {}))
+    alert = flow_failure(
+        flow.name,
+        flow_run.name,
+        str(flow_run.id),
+        state.name or str(state.type),
+        state.message,
+        dict(flow_run.parameters or {}),
+    )
     notify(runtime_for(Settings()), alert)

@@ -107,8 +107,11 @@ def identify_rows(rt: Runtime, ingestion_id: str, conformed: Conformed) -> Dedup
 def validate_rows(rt: Runtime, frame: pl.DataFrame, defects: pl.DataFrame) -> Validation:
     """Run the GX suite and the row masks; every row gets an outcome."""
     s = rt.settings
-    rules = rule_tables.build_rules(max_rows=s.max_rows, completeness_threshold=s.completeness_threshold,
-                                    distribution_min_rows=s.distribution_min_rows)
+    rules = rule_tables.build_rules(
+        max_rows=s.max_rows,
+        completeness_threshold=s.completeness_threshold,
+        distribution_min_rows=s.distribution_min_rows,
+    )
     return validate(frame, rules, defects)
 
 
@@ -119,8 +122,14 @@ def load_champion(rt: Runtime) -> Champion | None:
 
 
 @io_task
-def write_partition(rt: Runtime, ingestion_id: str, part: int, accepted: pl.DataFrame,
-                    quarantined: pl.DataFrame, champion: Champion | None) -> list[dict[str, Any]]:
+def write_partition(
+    rt: Runtime,
+    ingestion_id: str,
+    part: int,
+    accepted: pl.DataFrame,
+    quarantined: pl.DataFrame,
+    champion: Champion | None,
+) -> list[dict[str, Any]]:
     """Write one partition to the validated, quarantine, processed and predictions zones (skipping parts written)."""
     processed = shape(add_features(accepted), PROCESSED_COLUMNS, ingestion_id)
     outputs = {
@@ -130,8 +139,11 @@ def write_partition(rt: Runtime, ingestion_id: str, part: int, accepted: pl.Data
     }
     if champion is not None:
         outputs["predictions"] = score_with(champion, processed, rt.settings)
-    return [write_once(rt.store, part_key(zone, ingestion_id, part), frame)
-            for zone, frame in outputs.items() if frame.height]
+    return [
+        write_once(rt.store, part_key(zone, ingestion_id, part), frame)
+        for zone, frame in outputs.items()
+        if frame.height
+    ]
 
 
 @io_task
@@ -150,27 +162,45 @@ def publish_data_docs(rt: Runtime, ingestion_id: str, docs_dir: Path | None) -> 
         return None
     for path in sorted(docs_dir.rglob("*")):
         if path.is_file():
-            rt.store.put_file(report_key(ingestion_id, f"data_docs/{path.relative_to(docs_dir).as_posix()}"), path,
-                              overwrite=True)
+            rt.store.put_file(
+                report_key(ingestion_id, f"data_docs/{path.relative_to(docs_dir).as_posix()}"),
+                path,
+                overwrite=True,
+            )
     shutil.rmtree(docs_dir, ignore_errors=True)
     return rt.store.uri(report_key(ingestion_id, "data_docs/index.html"))
 
 
 @io_task
-def record_report(rt: Runtime, report: ImportReport, validation: Validation | None,
-                  objects: list[dict[str, Any]]) -> None:
+def record_report(
+    rt: Runtime, report: ImportReport, validation: Validation | None, objects: list[dict[str, Any]]
+) -> None:
     """Store the report in the reports zone and the catalog (status, counts, rules, metrics, lineage)."""
     rt.store.put(report_key(report.ingestion_id), report.model_dump_json(indent=2).encode(), overwrite=True)
-    metrics = {"completeness": report.completeness or 0.0, "rows_received": report.rows_received,
-               "rows_accepted": report.rows_accepted, "rows_quarantined": report.rows_quarantined,
-               "rows_duplicate": report.rows_duplicate}
+    metrics = {
+        "completeness": report.completeness or 0.0,
+        "rows_received": report.rows_received,
+        "rows_accepted": report.rows_accepted,
+        "rows_quarantined": report.rows_quarantined,
+        "rows_duplicate": report.rows_duplicate,
+    }
     if report.pass_rate is not None:
         metrics["pass_rate"] = report.pass_rate
-    metrics.update({f"check.{k}": float(v["observed"]) for k, v in report.batch_checks.items()
-                    if isinstance(v.get("observed"), int | float)})
-    rt.catalog.record_result(report.ingestion_id, status=report.status, report=report.model_dump(mode="json"),
-                             rule_outcomes=validation.outcomes if validation else [], metrics=metrics,
-                             objects=objects)
+    metrics.update(
+        {
+            f"check.{k}": float(v["observed"])
+            for k, v in report.batch_checks.items()
+            if isinstance(v.get("observed"), int | float)
+        }
+    )
+    rt.catalog.record_result(
+        report.ingestion_id,
+        status=report.status,
+        report=report.model_dump(mode="json"),
+        rule_outcomes=validation.outcomes if validation else [],
+        metrics=metrics,
+        objects=objects,
+    )
 
 
 @io_task
@@ -207,7 +237,9 @@ def _mark_failed(flow: Flow[..., Any], flow_run: FlowRun, state: State[Any]) -> 
     """on_failure hook: the catalog says `failed` with the one-line reason, so `rtv rerun` can pick it up."""
     ingestion_id = flow_run.parameters.get("ingestion_id")
     if ingestion_id:
-        runtime_for(Settings()).catalog.fail(ingestion_id, "failed", (state.message or "flow failed").splitlines()[0])
+        runtime_for(Settings()).catalog.fail(
+            ingestion_id, "failed", (state.message or "flow failed").splitlines()[0]
+        )
 
 
 def _stopwatch(laps: dict[str, float]) -> Any:
@@ -223,16 +255,25 @@ def _stopwatch(laps: dict[str, float]) -> Any:
 
 
 def _base_report(ingestion: Ingestion, started: float, **fields: Any) -> ImportReport:
-    return ImportReport(ingestion_id=ingestion.id, source=ingestion.source, door=ingestion.door,
-                        sha256=ingestion.sha256, size_bytes=ingestion.size_bytes,
-                        received_at=utc_iso(ingestion.received_at),
-                        finished_at=datetime.now(UTC).isoformat(), duration_s=round(time.monotonic() - started, 2),
-                        **fields)
+    return ImportReport(
+        ingestion_id=ingestion.id,
+        source=ingestion.source,
+        door=ingestion.door,
+        sha256=ingestion.sha256,
+        size_bytes=ingestion.size_bytes,
+        received_at=utc_iso(ingestion.received_at),
+        finished_at=datetime.now(UTC).isoformat(),
+        duration_s=round(time.monotonic() - started, 2),
+        **fields,
+    )
 
 
 def _publish(report: ImportReport) -> dict[str, Any]:
-    create_markdown_artifact(report.to_markdown(), key=f"import-report-{report.ingestion_id}",
-                             description=f"Import report {report.ingestion_id}")
+    create_markdown_artifact(
+        report.to_markdown(),
+        key=f"import-report-{report.ingestion_id}",
+        description=f"Import report {report.ingestion_id}",
+    )
     return report.model_dump(mode="json")
 
 
@@ -270,9 +311,21 @@ def run_ingest(rt: Runtime, ingestion_id: str) -> dict[str, Any]:
     size = rt.settings.partition_rows
     parts = max(-(-validation.rows.height // size), 1)
     with partition_runner(rt.settings) as runner:
-        futures = [runner.submit(io(write_partition), parameters=dict(
-            rt=rt, ingestion_id=ingestion_id, part=n, accepted=accepted, quarantined=quarantined, champion=champion))
-            for n in range(parts) for accepted, quarantined in (validation.split(n * size, size),)]
+        futures = [
+            runner.submit(
+                io(write_partition),
+                parameters=dict(
+                    rt=rt,
+                    ingestion_id=ingestion_id,
+                    part=n,
+                    accepted=accepted,
+                    quarantined=quarantined,
+                    champion=champion,
+                ),
+            )
+            for n in range(parts)
+            for accepted, quarantined in (validation.split(n * size, size),)
+        ]
         objects = [obj for future in futures for obj in future.result()]
     predictions = io(summarise_predictions)(rt, objects)
     lap("transform_write")
@@ -281,35 +334,64 @@ def run_ingest(rt: Runtime, ingestion_id: str) -> dict[str, Any]:
     # 6. Report → catalog and artifact
     reasons: dict[str, int] = {}
     if validation.quarantined_count:
-        reasons = dict(validation.reasons.select(pl.col(REASONS).list.eval(
-            pl.element().struct.field("rule").unique())).explode(REASONS)[REASONS].value_counts().iter_rows())
+        reasons = dict(
+            validation.reasons.select(pl.col(REASONS).list.eval(pl.element().struct.field("rule").unique()))
+            .explode(REASONS)[REASONS]
+            .value_counts()
+            .iter_rows()
+        )
     batch = dict(validation.batch_checks)
-    batch["completeness"] = {"passed": completeness >= rt.settings.completeness_threshold,
-                             "observed": round(completeness, 4)}
+    batch["completeness"] = {
+        "passed": completeness >= rt.settings.completeness_threshold,
+        "observed": round(completeness, 4),
+    }
     report = _base_report(
-        ingestion, started,
+        ingestion,
+        started,
         status="completed_with_quarantine" if validation.quarantined_count else "completed",
-        format=file_format, rows_received=received, rows_accepted=validation.accepted_count,
-        rows_quarantined=validation.quarantined_count, rows_duplicate=deduplicated.duplicates,
-        duplicates_within_file=deduplicated.within_batch, duplicates_of_earlier=deduplicated.earlier,
-        fixes=dict(conformed.fixes), quarantine_reasons=dict(sorted(reasons.items())), batch_checks=batch,
-        completeness=round(completeness, 4), unknown_columns=conformed.unknown_columns,
-        missing_columns=conformed.missing_columns, computed_columns=conformed.computed_columns,
-        zones={o["zone"]: rt.store.uri(o["key"].rsplit("/", 1)[0]) for o in objects}, data_docs=docs,
-        warnings=[f"batch check {k} failed (observed {v['observed']})" for k, v in batch.items() if not v["passed"]],
-        predictions=predictions, timings=laps,
+        format=file_format,
+        rows_received=received,
+        rows_accepted=validation.accepted_count,
+        rows_quarantined=validation.quarantined_count,
+        rows_duplicate=deduplicated.duplicates,
+        duplicates_within_file=deduplicated.within_batch,
+        duplicates_of_earlier=deduplicated.earlier,
+        fixes=dict(conformed.fixes),
+        quarantine_reasons=dict(sorted(reasons.items())),
+        batch_checks=batch,
+        completeness=round(completeness, 4),
+        unknown_columns=conformed.unknown_columns,
+        missing_columns=conformed.missing_columns,
+        computed_columns=conformed.computed_columns,
+        zones={o["zone"]: rt.store.uri(o["key"].rsplit("/", 1)[0]) for o in objects},
+        data_docs=docs,
+        warnings=[
+            f"batch check {k} failed (observed {v['observed']})" for k, v in batch.items() if not v["passed"]
+        ],
+        predictions=predictions,
+        timings=laps,
     )
     report.check_balance()
     io(record_report)(rt, report, validation, objects)
     # 7. Monitoring: drift against the champion's training snapshot, quality thresholds, alert mail
     _monitor(rt, io, ingestion_id, validation, watched=champion is not None)
-    logger.info("ingestion %s: %s rows received, %s accepted, %s quarantined, %s duplicate", ingestion_id,
-                report.rows_received, report.rows_accepted, report.rows_quarantined, report.rows_duplicate)
+    logger.info(
+        "ingestion %s: %s rows received, %s accepted, %s quarantined, %s duplicate",
+        ingestion_id,
+        report.rows_received,
+        report.rows_accepted,
+        report.rows_quarantined,
+        report.rows_duplicate,
+    )
     return _publish(report)
 
 
-@flow(name="ingest", on_failure=[_mark_failed, alert_failure], on_crashed=[_mark_failed, alert_failure],
-      log_prints=False)
+@flow(
+    name="ingest",
+    on_failure=[_mark_failed, alert_failure],
+    on_crashed=[_mark_failed, alert_failure],
+    log_prints=False,
+)
 def ingest(ingestion_id: str) -> dict[str, Any]:
     """Process one landed file end to end and return its import report."""
     return run_ingest(runtime_for(Settings()), ingestion_id)
@@ -329,5 +411,7 @@ def ingest_landed(limit: int = 1000, include_queued: bool = False) -> dict[str, 
     `include_queued` also takes those whose queued run never started (the weekly catch-up).
     """
     rt = runtime_for(Settings())
-    processed = [ingest(ingestion_id)["ingestion_id"] for ingestion_id in waiting_ingestions(rt, limit, include_queued)]
+    processed = [
+        ingest(ingestion_id)["ingestion_id"] for ingestion_id in waiting_ingestions(rt, limit, include_queued)
+    ]
     return {"processed": processed}

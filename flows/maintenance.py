@@ -47,8 +47,12 @@ def daily_quality() -> dict[str, Any]:
     except Exception as error:  # noqa: BLE001 - the Prefect API may be unreachable; the report still goes out
         get_run_logger().warning("scheduled-run check failed: %s", error)
         schedules = []
-    return {"summary": summary, "breaches": breaches, "schedules": schedules,
-            "report": publish_report(rt, "daily-quality", summary, "Daily data quality")}
+    return {
+        "summary": summary,
+        "breaches": breaches,
+        "schedules": schedules,
+        "report": publish_report(rt, "daily-quality", summary, "Daily data quality"),
+    }
 
 
 @io_task
@@ -56,7 +60,9 @@ def purge_step(rt: Runtime, retention_days: int) -> dict[str, int]:
     """Delete archived objects past RTV_RETENTION_DAYS (only after the archive step has run), and audit it."""
     purged = purge_expired(rt, retention_days=retention_days)
     if purged["objects"] or purged["raw_files"]:
-        audit.record(rt.catalog, "weekly-archive", "purged", None, {**purged, "retention_days": retention_days})
+        audit.record(
+            rt.catalog, "weekly-archive", "purged", None, {**purged, "retention_days": retention_days}
+        )
     return purged
 
 
@@ -70,6 +76,7 @@ def weekly_archive() -> dict[str, Any]:
     result: dict[str, Any] = dict(moved)
     if rt.settings.retention_days is not None:
         result["purged"] = purge_step(rt, rt.settings.retention_days)
-        logger.info("purged %(objects)d archived objects and %(raw_files)d raw files past retention",
-                    result["purged"])
+        logger.info(
+            "purged %(objects)d archived objects and %(raw_files)d raw files past retention", result["purged"]
+        )
     return result

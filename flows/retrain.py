@@ -69,17 +69,25 @@ def train(frame: pl.DataFrame) -> tuple[VulnerabilityModel, Evaluation]:
     model, evaluation = evaluate(frame)
     held = frame.filter(is_holdout(frame["village"]))
     if held.height:
-        evaluation.feature_importance = model.feature_importance(design_matrix(held), held[contract.TARGET].to_numpy())
+        evaluation.feature_importance = model.feature_importance(
+            design_matrix(held), held[contract.TARGET].to_numpy()
+        )
     return model, evaluation
 
 
 @io_task
-def register(rt: Runtime, model: VulnerabilityModel, evaluation: Evaluation, frame: pl.DataFrame,
-             described: SnapshotDescription) -> Registered:
+def register(
+    rt: Runtime,
+    model: VulnerabilityModel,
+    evaluation: Evaluation,
+    frame: pl.DataFrame,
+    described: SnapshotDescription,
+) -> Registered:
     """Log the version with its card and snapshot; champion only if it beats the champion on held-out villages."""
     card = model_card(evaluation, described)
-    version = rt.registry.log(model, evaluation, described, card, model.get_params(),
-                              reference=reference_frame(frame))
+    version = rt.registry.log(
+        model, evaluation, described, card, model.get_params(), reference=reference_frame(frame)
+    )
     return rt.registry.decide(version, evaluation, frame, rt.settings.promotion_margin)
 
 
@@ -97,9 +105,15 @@ def _finite(metrics: dict[str, float]) -> dict[str, float | None]:
 def _markdown(summary: RetrainSummary) -> str:
     lines = [f"# Retrain decision: **{summary['decision']}**", "", summary["reason"], ""]
     if summary.get("version"):
-        lines += [f"Version **{summary['version']}** is now **{summary['alias']}**.", "",
-                  "| metric | village-grouped CV | held-out villages |", "|---|---:|---:|"]
-        lines += [f"| {k} | {v} | {summary['holdout_metrics'].get(k)} |" for k, v in summary["metrics"].items()]
+        lines += [
+            f"Version **{summary['version']}** is now **{summary['alias']}**.",
+            "",
+            "| metric | village-grouped CV | held-out villages |",
+            "|---|---:|---:|",
+        ]
+        lines += [
+            f"| {k} | {v} | {summary['holdout_metrics'].get(k)} |" for k, v in summary["metrics"].items()
+        ]
         lines += ["", f"Training rows {summary['n_train']:,}; held-out rows {summary['n_holdout']:,}."]
     return "\n".join(lines)
 
@@ -109,34 +123,59 @@ def run_retrain(rt: Runtime, *, force: bool = False, drift: bool = False) -> Ret
     logger = get_run_logger()
     # 1. Triggers
     triggers = with_retry_policy(check, rt.settings)(rt, force, drift)
-    summary: RetrainSummary = {"decision": "skip", "reason": "; ".join(triggers.reasons) or "no trigger fired",
-                               "triggers": triggers.fired, "new_labelled_rows": triggers.new_labelled_rows,
-                               "accuracy_on_new": triggers.accuracy_on_new, "version": None, "alias": None,
-                               "metrics": {}, "holdout_metrics": {}, "n_train": 0, "n_holdout": 0,
-                               "features": source_features()}
+    summary: RetrainSummary = {
+        "decision": "skip",
+        "reason": "; ".join(triggers.reasons) or "no trigger fired",
+        "triggers": triggers.fired,
+        "new_labelled_rows": triggers.new_labelled_rows,
+        "accuracy_on_new": triggers.accuracy_on_new,
+        "version": None,
+        "alias": None,
+        "metrics": {},
+        "holdout_metrics": {},
+        "n_train": 0,
+        "n_holdout": 0,
+        "features": source_features(),
+    }
     if triggers.should_retrain:
         # 2. The labelled snapshot
         frame, described = with_retry_policy(snapshot, rt.settings)(rt)
         if frame.height < MIN_TRAINING_ROWS:
-            summary["reason"] = f"{summary['reason']}; but only {frame.height} labelled rows (need {MIN_TRAINING_ROWS})"
+            summary["reason"] = (
+                f"{summary['reason']}; but only {frame.height} labelled rows (need {MIN_TRAINING_ROWS})"
+            )
         else:
             # 3. Train and evaluate; 4. register and decide
             model, evaluation = train(frame)
             registered = with_retry_policy(register, rt.settings)(rt, model, evaluation, frame, described)
-            summary |= {"decision": "retrain", "reason": f"{summary['reason']}. {registered.reason}",
-                        "version": registered.version, "alias": registered.alias, "compared": registered.compared,
-                        "metrics": _finite(evaluation.cv), "holdout_metrics": _finite(evaluation.holdout),
-                        "by_district": evaluation.by_district, "n_train": evaluation.n_train,
-                        "n_holdout": evaluation.n_holdout}
+            summary |= {
+                "decision": "retrain",
+                "reason": f"{summary['reason']}. {registered.reason}",
+                "version": registered.version,
+                "alias": registered.alias,
+                "compared": registered.compared,
+                "metrics": _finite(evaluation.cv),
+                "holdout_metrics": _finite(evaluation.holdout),
+                "by_district": evaluation.by_district,
+                "n_train": evaluation.n_train,
+                "n_holdout": evaluation.n_holdout,
+            }
             if registered.alias == "champion":
                 # 5. Households imported while no model was serving get scored by the new champion
                 summary["backfilled"] = with_retry_policy(backfill, rt.settings)(rt)
     # 6. Record the decision
-    rt.catalog.record_decision(triggers={"fired": triggers.fired}, decision=summary["decision"],
-                               reason=summary["reason"], new_labelled_rows=triggers.new_labelled_rows,
-                               accuracy_on_new=triggers.accuracy_on_new, model_name=rt.settings.model_name,
-                               model_version=summary["version"], alias=summary["alias"],
-                               metrics=summary["metrics"] or None, flow_run_id=str(flow_run.get_id() or "") or None)
+    rt.catalog.record_decision(
+        triggers={"fired": triggers.fired},
+        decision=summary["decision"],
+        reason=summary["reason"],
+        new_labelled_rows=triggers.new_labelled_rows,
+        accuracy_on_new=triggers.accuracy_on_new,
+        model_name=rt.settings.model_name,
+        model_version=summary["version"],
+        alias=summary["alias"],
+        metrics=summary["metrics"] or None,
+        flow_run_id=str(flow_run.get_id() or "") or None,
+    )
     create_markdown_artifact(_markdown(summary), key="retrain-decision", description="Retrain decision")
     logger.info("retrain decision: %s (%s)", summary["decision"], summary["reason"])
     return summary

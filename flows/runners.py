@@ -20,7 +20,13 @@ def partition_runner(settings: Settings) -> TaskRunner:
         logging.getLogger("distributed").setLevel(logging.WARNING)  # a line per worker event otherwise
         if settings.dask_address:
             return DaskTaskRunner(address=settings.dask_address)
-        return DaskTaskRunner(cluster_kwargs={"n_workers": settings.dask_workers, "threads_per_worker": 1,
-                                              "processes": True, "dashboard_address": None})
+        return DaskTaskRunner(
+            cluster_kwargs={
+                "n_workers": settings.dask_workers,
+                "threads_per_worker": 1,
+                "processes": True,
+                "dashboard_address": None,
+            }
+        )
     # Two threads: a 2-core machine gains nothing from more, and each partition in flight holds ~1 GB at 250k rows.
     return ThreadPoolTaskRunner(max_workers=2)

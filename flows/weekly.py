@@ -53,8 +53,16 @@ def weekly_etl() -> dict[str, Any]:
     # 4. The week's quality report
     summary = quality_summary(rt.catalog, days=7)
     report = publish_report(rt, "weekly-quality", summary, "Weekly data quality")
-    logger.info("weekly ETL: %d ingestions processed, retrain decision %s", len(processed), decision["decision"])
-    return {"processed": processed, "drift": {k: drifted[k] for k in ("drift", "score", "rows")} if drifted else None,
-            "retrain": {k: decision[k] for k in ("decision", "reason", "version", "alias")},
-            "quality": {k: summary[k] for k in ("ingestions", "rows_received", "rows_accepted", "rows_quarantined",
-                                                "pass_rate")}, "report": report}
+    logger.info(
+        "weekly ETL: %d ingestions processed, retrain decision %s", len(processed), decision["decision"]
+    )
+    return {
+        "processed": processed,
+        "drift": {k: drifted[k] for k in ("drift", "score", "rows")} if drifted else None,
+        "retrain": {k: decision[k] for k in ("decision", "reason", "version", "alias")},
+        "quality": {
+            k: summary[k]
+            for k in ("ingestions", "rows_received", "rows_accepted", "rows_quarantined", "pass_rate")
+        },
+        "report": report,
+    }

@@ -75,8 +75,13 @@ class Runtime:
     def caps(self) -> ReadCaps:
         """Input caps for readers."""
         s = self.settings
-        return ReadCaps(max_bytes=s.max_upload_bytes, max_decompressed_bytes=s.max_decompressed_bytes,
-                        max_rows=s.max_rows, max_line_bytes=s.max_line_bytes, max_json_depth=s.max_json_depth)
+        return ReadCaps(
+            max_bytes=s.max_upload_bytes,
+            max_decompressed_bytes=s.max_decompressed_bytes,
+            max_rows=s.max_rows,
+            max_line_bytes=s.max_line_bytes,
+            max_json_depth=s.max_json_depth,
+        )
 
 
 _runtimes: dict[str, Runtime] = {}

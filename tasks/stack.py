@@ -64,11 +64,16 @@ class Stack:
 
     def env(self) -> dict[str, str]:
         """Environment for every child: one Prefect server, its state kept with the data."""
-        return os.environ | {"PREFECT_API_URL": self.api_url, "PREFECT_HOME": str(self.settings.data_dir / "prefect"),
-                             "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_CLI_PROMPT": "false",
-                             "RTV_DATA_DIR": str(self.settings.data_dir),
-                             "RTV_PREFECT_UI_URL": os.environ.get("RTV_PREFECT_UI_URL",
-                                                                  f"http://127.0.0.1:{self.prefect_port}")}
+        return os.environ | {
+            "PREFECT_API_URL": self.api_url,
+            "PREFECT_HOME": str(self.settings.data_dir / "prefect"),
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "PREFECT_CLI_PROMPT": "false",
+            "RTV_DATA_DIR": str(self.settings.data_dir),
+            "RTV_PREFECT_UI_URL": os.environ.get(
+                "RTV_PREFECT_UI_URL", f"http://127.0.0.1:{self.prefect_port}"
+            ),
+        }
 
     def start(self, service: Service, timeout: float = 180) -> None:
         """Start a service in its own process group and wait until it answers (NotReady if it does not)."""
@@ -76,8 +81,9 @@ class Stack:
         service.process = start_process(service.command, service.log, env=self.env(), cwd=ROOT)
         self.services.append(service)
         if service.ready_url:
-            wait_until_ready(service.process, service.ready_url, name=service.name, timeout=timeout,
-                             log=service.log)
+            wait_until_ready(
+                service.process, service.ready_url, name=service.name, timeout=timeout, log=service.log
+            )
 
     def run(self, *command: str) -> subprocess.CompletedProcess[str]:
         """Run a one-off command against the stack (deploys, demo data); raises with its output on failure."""
@@ -101,8 +107,13 @@ def bring_up(stack: Stack, *, demo: bool, say: Callable[[str], None]) -> dict[st
     started = time.monotonic()
     rtv, prefect = str(BIN / "rtv"), str(BIN / "prefect")
     say("starting the Prefect server …")
-    stack.start(Service("prefect-server", [prefect, "server", "start", "--host", "127.0.0.1",
-                                           "--port", str(stack.prefect_port)], f"{stack.api_url}/health"))
+    stack.start(
+        Service(
+            "prefect-server",
+            [prefect, "server", "start", "--host", "127.0.0.1", "--port", str(stack.prefect_port)],
+            f"{stack.api_url}/health",
+        )
+    )
     say("deploying the flows …")
     pools = stack.run(prefect, "work-pool", "ls").stdout
     if WORK_POOL not in pools:
@@ -118,8 +129,13 @@ def bring_up(stack: Stack, *, demo: bool, say: Callable[[str], None]) -> dict[st
         say(f"created the first dashboard user: admin / {password} (also in {password_file}, mode 0600)")
     say("starting the dashboard …")
     dashboard_url = f"http://127.0.0.1:{stack.dashboard_port}"
-    stack.start(Service("dashboard", [rtv, "dashboard", "--port", str(stack.dashboard_port)],
-                        f"{dashboard_url}/_stcore/health"))
+    stack.start(
+        Service(
+            "dashboard",
+            [rtv, "dashboard", "--port", str(stack.dashboard_port)],
+            f"{dashboard_url}/_stcore/health",
+        )
+    )
     say("starting the API …")
     stack.start(Service("api", [rtv, "api", "--port", str(API_PORT)], f"http://127.0.0.1:{API_PORT}/health"))
     if demo:
@@ -127,7 +143,18 @@ def bring_up(stack: Stack, *, demo: bool, say: Callable[[str], None]) -> dict[st
         if not demo_file.exists():
             demo_file.parent.mkdir(parents=True, exist_ok=True)
             say("generating 2,000 demo households …")
-            stack.run(rtv, "generate", "--rows", "2000", "--seed", "7", "--bad-rate", "0.03", "--out", str(demo_file))
+            stack.run(
+                rtv,
+                "generate",
+                "--rows",
+                "2000",
+                "--seed",
+                "7",
+                "--bad-rate",
+                "0.03",
+                "--out",
+                str(demo_file),
+            )
         say("ingesting the demo file …")
         stack.run(rtv, "ingest", str(demo_file), "--source", "demo")
         say("training a first model if there is none …")
@@ -149,8 +176,14 @@ def _interrupt(_signum: int, _frame: FrameType | None) -> None:
     raise KeyboardInterrupt  # SIGTERM stops the stack the same way Ctrl-C does
 
 
-def run_in_foreground(settings: Settings, *, port: int, demo: bool, say: Callable[[str], None],
-                      ready: Callable[[dict[str, str]], None]) -> bool:
+def run_in_foreground(
+    settings: Settings,
+    *,
+    port: int,
+    demo: bool,
+    say: Callable[[str], None],
+    ready: Callable[[dict[str, str]], None],
+) -> bool:
     """Bring the stack up, hand `ready` where to look, serve until Ctrl-C, SIGTERM or a service dies, stop it all.
 
     Progress and problems go to `say`; returns False when the stack could not come up.
@@ -178,7 +211,9 @@ def start_detached(settings: Settings, *, port: int, demo: bool) -> dict[str, st
     run_dir = settings.data_dir / "run"
     log, state = run_dir / "up.log", run_dir / "stack.json"
     state.unlink(missing_ok=True)
-    process = start_process([str(BIN / "rtv"), "up", f"--port={port}", "--demo" if demo else "--no-demo"], log)
+    process = start_process(
+        [str(BIN / "rtv"), "up", f"--port={port}", "--demo" if demo else "--no-demo"], log
+    )
     while not state.exists():
         if process.poll() is not None:
             raise RuntimeError(f"the stack did not come up; see {log}")

@@ -19,7 +19,35 @@ os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
 
 ROOT = Path(__file__).resolve().parents[1]
-REAL_FILE = Path(os.environ.get("RTV_REAL_DATA", ROOT.parent / "shared/data/rtv/DataScientist_01_Assessment.csv"))
+REAL_FILE = Path(
+    os.environ.get("RTV_REAL_DATA", ROOT.parent / "shared/data/rtv/DataScientist_01_Assessment.csv")
+)
+
+
+# A test that uses one of these fixtures starts or needs a server process (Prefect, PostgreSQL, moto, Azurite):
+# it is marked `server` and left out of `make check`, the fast lane.
+SERVER_FIXTURES = frozenset(
+    {
+        "prefect_server",
+        "moto_endpoint",
+        "azurite_connection_string",
+        "s3_bucket",
+        "azure_container",
+        "storage_backend",
+        "pg_url",
+    }
+)
+SERVER_BACKENDS = frozenset({"s3", "azure", "postgres"})  # parameters that select an emulator or PostgreSQL
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test that needs a server process, by the fixtures it uses or its `postgres` marker."""
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        callspec = getattr(item, "callspec", None)
+        backends = {str(v) for v in callspec.params.values()} if callspec else set()
+        if fixtures & SERVER_FIXTURES or backends & SERVER_BACKENDS or item.get_closest_marker("postgres"):
+            item.add_marker(pytest.mark.server)
 
 
 @pytest.fixture(scope="session")
@@ -62,8 +90,10 @@ def prefect_server() -> Iterator[None]:
 
 # ---- storage emulators (the tests start them; nothing has to be running beforehand) -------------------------
 
-AZURITE_ACCOUNT_KEY = ("Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/"
-                       "K1SZFPTOtr/KBHBeksoGMGw==")  # Azurite's fixed, public development key
+AZURITE_ACCOUNT_KEY = (
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/"
+    "K1SZFPTOtr/KBHBeksoGMGw=="
+)  # Azurite's fixed, public development key
 
 
 @contextlib.contextmanager
@@ -72,8 +102,9 @@ def _service(name: str, command: list[str], url: str, log: Path, timeout: float 
     with contextlib.ExitStack() as stack:
         try:
             # any HTTP status is an answer: Azurite refuses an unsigned request but is up
-            stack.enter_context(running(name, command, log, ready_url=url, timeout=timeout, cwd=ROOT,
-                                        any_status=True))
+            stack.enter_context(
+                running(name, command, log, ready_url=url, timeout=timeout, cwd=ROOT, any_status=True)
+            )
         except OSError as error:
             pytest.fail(f"{name} could not be started ({' '.join(command)}): {error}")
         except NotReady as error:
@@ -92,8 +123,12 @@ def moto_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         pytest.fail(f"{moto} is missing: run `make install` (moto[server] is in the dev extras)")
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    with _service("moto_server", [str(moto), "-H", "127.0.0.1", "-p", str(port)], url,
-                  tmp_path_factory.mktemp("moto") / "moto.log"):
+    with _service(
+        "moto_server",
+        [str(moto), "-H", "127.0.0.1", "-p", str(port)],
+        url,
+        tmp_path_factory.mktemp("moto") / "moto.log",
+    ):
         yield url
 
 
@@ -104,22 +139,41 @@ def azurite_connection_string(tmp_path_factory: pytest.TempPathFactory) -> Itera
         yield os.environ["RTV_TEST_AZURE_CONNECTION_STRING"]
         return
     import shutil
+
     azurite = ROOT / "node_modules/.bin/azurite-blob"
     if not azurite.exists():
         npm = shutil.which("npm")
         if npm is None:
-            pytest.fail("Azurite is not installed and npm is not on PATH: install Node.js, then `make install`")
+            pytest.fail(
+                "Azurite is not installed and npm is not on PATH: install Node.js, then `make install`"
+            )
         # `npm ci` installs exactly the Azurite version pinned in package-lock.json
-        done = subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=ROOT, capture_output=True, text=True)
+        done = subprocess.run(
+            [npm, "ci", "--no-audit", "--no-fund"], cwd=ROOT, capture_output=True, text=True
+        )
         if done.returncode != 0 or not azurite.exists():
             pytest.fail(f"`npm ci` could not install Azurite:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
     port = free_port()
     folder = tmp_path_factory.mktemp("azurite")
-    command = [str(azurite), "--blobHost", "127.0.0.1", "--blobPort", str(port), "--location", str(folder),
-               "--skipApiVersionCheck", "--loose", "--disableTelemetry"]
-    with _service("Azurite", command, f"http://127.0.0.1:{port}/devstoreaccount1?comp=list", folder / "azurite.log"):
-        yield (f"DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={AZURITE_ACCOUNT_KEY};"
-               f"BlobEndpoint=http://127.0.0.1:{port}/devstoreaccount1;")
+    command = [
+        str(azurite),
+        "--blobHost",
+        "127.0.0.1",
+        "--blobPort",
+        str(port),
+        "--location",
+        str(folder),
+        "--skipApiVersionCheck",
+        "--loose",
+        "--disableTelemetry",
+    ]
+    with _service(
+        "Azurite", command, f"http://127.0.0.1:{port}/devstoreaccount1?comp=list", folder / "azurite.log"
+    ):
+        yield (
+            f"DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={AZURITE_ACCOUNT_KEY};"
+            f"BlobEndpoint=http://127.0.0.1:{port}/devstoreaccount1;"
+        )
 
 
 # ---- object stores on the emulators, and the storage backend a test runs on ------------------------------
@@ -137,8 +191,9 @@ def s3_bucket(moto_endpoint: str) -> Callable[[str], object]:
 
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")  # moto takes any credentials
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
-    credentials = AwsCredentials(region_name="us-east-1",
-                                 aws_client_parameters=AwsClientParameters(endpoint_url=moto_endpoint))
+    credentials = AwsCredentials(
+        region_name="us-east-1", aws_client_parameters=AwsClientParameters(endpoint_url=moto_endpoint)
+    )
     client = credentials.get_s3_client()
     if BUCKET not in {b["Name"] for b in client.list_buckets().get("Buckets", [])}:
         client.create_bucket(Bucket=BUCKET)
@@ -157,8 +212,11 @@ def azure_container(azurite_connection_string: str) -> Callable[[str], object]:
     if not service.get_container_client(CONTAINER).exists():
         service.create_container(CONTAINER)
     credentials = AzureBlobStorageCredentials(connection_string=azurite_connection_string)
-    return lambda folder: AzureStore(AzureBlobStorageContainer(container_name=CONTAINER, credentials=credentials,
-                                                               base_folder=folder or None))
+    return lambda folder: AzureStore(
+        AzureBlobStorageContainer(
+            container_name=CONTAINER, credentials=credentials, base_folder=folder or None
+        )
+    )
 
 
 def use_storage(kind: str, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -172,13 +230,17 @@ def use_storage(kind: str, request: pytest.FixtureRequest, monkeypatch: pytest.M
         monkeypatch.setenv("RTV_S3_PREFIX", folder)
     elif kind == "azure":
         request.getfixturevalue("azure_container")
-        monkeypatch.setenv("RTV_AZURE_CONNECTION_STRING", request.getfixturevalue("azurite_connection_string"))
+        monkeypatch.setenv(
+            "RTV_AZURE_CONNECTION_STRING", request.getfixturevalue("azurite_connection_string")
+        )
         monkeypatch.setenv("RTV_AZURE_CONTAINER", CONTAINER)
         monkeypatch.setenv("RTV_AZURE_PREFIX", folder)
 
 
 @pytest.fixture(params=["local", "s3", "azure"])
-def storage_backend(request: pytest.FixtureRequest, rtv_env: object, monkeypatch: pytest.MonkeyPatch) -> object:
+def storage_backend(
+    request: pytest.FixtureRequest, rtv_env: object, monkeypatch: pytest.MonkeyPatch
+) -> object:
     """Settings for local zones, S3 (moto) or Azure Blob (Azurite), each under a fresh folder: one run per kind."""
     use_storage(request.param, request, monkeypatch)
     from tasks.platform.settings import Settings

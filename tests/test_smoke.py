@@ -15,8 +15,11 @@ from tasks.ingest.rules import build_rules
 
 
 def _modules(package: object) -> list[str]:
-    return [m.name for m in pkgutil.walk_packages(package.__path__, package.__name__ + ".")  # type: ignore[attr-defined]
-            if ".migrations" not in m.name]
+    return [
+        m.name
+        for m in pkgutil.walk_packages(package.__path__, package.__name__ + ".")  # type: ignore[attr-defined]
+        if ".migrations" not in m.name
+    ]
 
 
 @pytest.mark.parametrize("name", _modules(tasks) + _modules(flows))

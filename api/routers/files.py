@@ -29,8 +29,20 @@ from tasks.ingest.readers import RejectedFile, sniff_format
 router = APIRouter(prefix="/api/v1", tags=["files"])
 MULTIPART_SLACK = 64 * 1024  # boundaries and part headers around the file
 _UNSAFE = re.compile(r"[^A-Za-z0-9._ -]+")
-_UPLOAD_BODY = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
-    "type": "object", "required": ["file"], "properties": {"file": {"type": "string", "format": "binary"}}}}}}}
+_UPLOAD_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {"file": {"type": "string", "format": "binary"}},
+                }
+            }
+        },
+    }
+}
 
 
 def safe_filename(name: str | None) -> str | None:
@@ -74,22 +86,41 @@ def _accept(api: Any, upload: UploadFile, user: Principal) -> tuple[int, dict[st
     handle.seek(0)
     name = safe_filename(upload.filename)
     try:
-        landed = accept_and_queue(api.rt, handle, door="api", source_name="api-upload", filename=name,
-                                  submitted_by=user.name, file_format=fmt, queue=api.dispatcher.trigger_file).landed
+        landed = accept_and_queue(
+            api.rt,
+            handle,
+            door="api",
+            source_name="api-upload",
+            filename=name,
+            submitted_by=user.name,
+            file_format=fmt,
+            queue=api.dispatcher.trigger_file,
+        ).landed
     except TooLarge as bad:
         raise HTTPException(413, str(bad)) from None
     except EmptyUpload as bad:
         raise HTTPException(422, str(bad)) from None
-    body = FileAccepted(ingestion_id=landed.ingestion_id, status_url=status_url(landed.ingestion_id),
-                        outcome="replayed" if landed.is_duplicate else "accepted",
-                        file_info=FileInfo(filename=name, size_bytes=landed.size_bytes, sha256=landed.sha256,
-                                           format=fmt))
+    body = FileAccepted(
+        ingestion_id=landed.ingestion_id,
+        status_url=status_url(landed.ingestion_id),
+        outcome="replayed" if landed.is_duplicate else "accepted",
+        file_info=FileInfo(filename=name, size_bytes=landed.size_bytes, sha256=landed.sha256, format=fmt),
+    )
     return (200 if landed.is_duplicate else 202), body.model_dump()
 
 
-@router.post("/upload/file", status_code=202, response_model=FileAccepted, openapi_extra=_UPLOAD_BODY,
-             responses={200: {"model": FileAccepted, "description": "these bytes were landed before"},
-                        413: {"model": Refused}, 415: {"model": Refused}, 422: {"model": Refused}})
+@router.post(
+    "/upload/file",
+    status_code=202,
+    response_model=FileAccepted,
+    openapi_extra=_UPLOAD_BODY,
+    responses={
+        200: {"model": FileAccepted, "description": "these bytes were landed before"},
+        413: {"model": Refused},
+        415: {"model": Refused},
+        422: {"model": Refused},
+    },
+)
 async def upload_file(request: Request, user: Submitter) -> Any:
     """A multipart file field `file` (CSV, XLSX, JSON, JSON lines, Parquet, Kobo/ODK export)."""
     api = request.app.state.api

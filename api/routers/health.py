@@ -39,6 +39,8 @@ async def ready(request: Request) -> JSONResponse:
         cached = (time.monotonic(), await run_in_threadpool(checks, api))
         api.ready_cache = cached
     found: dict[str, Check] = cached[1]
-    result = Ready(ready=all(c.ok for c in found.values()),
-                   checks={name: ComponentCheck(ok=c.ok, message=c.message) for name, c in found.items()})
+    result = Ready(
+        ready=all(c.ok for c in found.values()),
+        checks={name: ComponentCheck(ok=c.ok, message=c.message) for name, c in found.items()},
+    )
     return JSONResponse(result.model_dump(), status_code=200 if result.ready else 503)

@@ -40,13 +40,22 @@ def describe(ingestion: Any) -> Status:
         state = "completed"
     report = ingestion.report or {}
     done = state in ("completed", "completed_with_quarantine")
-    return Status(ingestion_id=ingestion.id, state=state, door=ingestion.door, received_at=utc_iso(ingestion.received_at),
-                  finished_at=utc_iso(ingestion.finished_at), format=report.get("format") or ingestion.format,
-                  flow_run_state=run["name"] if run else None, rows_received=ingestion.rows_received,
-                  rows_accepted=ingestion.rows_accepted, rows_quarantined=ingestion.rows_quarantined,
-                  rows_duplicate=ingestion.rows_duplicate, quarantine_reasons=report.get("quarantine_reasons") or {},
-                  predictions=(report.get("predictions") or {}) if done else None,
-                  reason=_reason(state, ingestion, report, run))
+    return Status(
+        ingestion_id=ingestion.id,
+        state=state,
+        door=ingestion.door,
+        received_at=utc_iso(ingestion.received_at),
+        finished_at=utc_iso(ingestion.finished_at),
+        format=report.get("format") or ingestion.format,
+        flow_run_state=run["name"] if run else None,
+        rows_received=ingestion.rows_received,
+        rows_accepted=ingestion.rows_accepted,
+        rows_quarantined=ingestion.rows_quarantined,
+        rows_duplicate=ingestion.rows_duplicate,
+        quarantine_reasons=report.get("quarantine_reasons") or {},
+        predictions=(report.get("predictions") or {}) if done else None,
+        reason=_reason(state, ingestion, report, run),
+    )
 
 
 def _reason(state: str, ingestion: Any, report: dict[str, Any], run: dict[str, Any] | None) -> str | None:
@@ -56,11 +65,16 @@ def _reason(state: str, ingestion: Any, report: dict[str, Any], run: dict[str, A
     """
     if state not in ("failed", "rejected"):
         return None
-    return ingestion.error or report.get("reason") or (f"the ingest flow run is {run['name']}" if run else None)
+    return (
+        ingestion.error or report.get("reason") or (f"the ingest flow run is {run['name']}" if run else None)
+    )
 
 
-@router.get("/status/{ingestion_id}", response_model=Status,
-            responses={403: {"model": Refused}, 404: {"model": Refused}})
+@router.get(
+    "/status/{ingestion_id}",
+    response_model=Status,
+    responses={403: {"model": Refused}, 404: {"model": Refused}},
+)
 async def status(ingestion_id: str, request: Request, user: SignedIn) -> Status:
     """landed, running, completed, completed_with_quarantine, failed or rejected, with counts."""
     api = request.app.state.api

@@ -18,19 +18,40 @@ from api.models import Accepted, Refused, SurveyIn, SyncOutcome, SyncResult
 router = APIRouter(prefix="/api/v1", tags=["surveys"])
 _SCHEMA = SurveyIn.model_json_schema(by_alias=True)
 _SURVEY_BODY = {"requestBody": {"required": True, "content": {"application/json": {"schema": _SCHEMA}}}}
-_BATCH_BODY = {"requestBody": {"required": True, "content": {"application/json": {"schema": {
-    "type": "object", "required": ["surveys"], "additionalProperties": False,
-    "properties": {"surveys": {"type": "array", "items": _SCHEMA}}}}}}}
+_BATCH_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["surveys"],
+                    "additionalProperties": False,
+                    "properties": {"surveys": {"type": "array", "items": _SCHEMA}},
+                }
+            }
+        },
+    }
+}
 
 
 def status_url(ingestion_id: str | None) -> str | None:
     return f"/api/v1/status/{ingestion_id}" if ingestion_id else None
 
 
-@router.post("/upload/survey-data", status_code=202, response_model=Accepted, openapi_extra=_SURVEY_BODY,
-             responses={200: {"model": Accepted, "description": "the same survey was received before (replay)"},
-                        409: {"model": Refused}, 413: {"model": Refused}, 415: {"model": Refused},
-                        422: {"description": "names the field and the rule, never the value"}})
+@router.post(
+    "/upload/survey-data",
+    status_code=202,
+    response_model=Accepted,
+    openapi_extra=_SURVEY_BODY,
+    responses={
+        200: {"model": Accepted, "description": "the same survey was received before (replay)"},
+        409: {"model": Refused},
+        413: {"model": Refused},
+        415: {"model": Refused},
+        422: {"description": "names the field and the rule, never the value"},
+    },
+)
 async def upload_survey(request: Request, user: Submitter) -> Any:
     """One survey (contract source headers + metadata): 202 landed, 200 replay, 409 conflicting content."""
     api = request.app.state.api
@@ -47,15 +68,29 @@ async def upload_survey(request: Request, user: Submitter) -> Any:
     if result.new_ingestion:
         api.dispatcher.poke()
     # the Accepted shape (response_model documents it), serialised by orjson without a model round trip
-    answer = {"ingestion_id": result.ingestion_id, "status_url": status_url(result.ingestion_id),
-              "outcome": result.outcome, "version": result.version}
-    return Response(orjson.dumps(answer), status_code=202 if result.outcome == "accepted" else 200,
-                    media_type="application/json")
+    answer = {
+        "ingestion_id": result.ingestion_id,
+        "status_url": status_url(result.ingestion_id),
+        "outcome": result.outcome,
+        "version": result.version,
+    }
+    return Response(
+        orjson.dumps(answer),
+        status_code=202 if result.outcome == "accepted" else 200,
+        media_type="application/json",
+    )
 
 
-@router.post("/sync/batch", response_model=SyncResult, openapi_extra=_BATCH_BODY,
-             responses={202: {"model": SyncResult, "description": "some surveys were accepted"},
-                        413: {"model": Refused}, 415: {"model": Refused}})
+@router.post(
+    "/sync/batch",
+    response_model=SyncResult,
+    openapi_extra=_BATCH_BODY,
+    responses={
+        202: {"model": SyncResult, "description": "some surveys were accepted"},
+        413: {"model": Refused},
+        415: {"model": Refused},
+    },
+)
 async def sync_batch(request: Request, user: Submitter) -> Any:
     """Up to RTV_MAX_SYNC_SURVEYS surveys: an outcome each (accepted, replayed, conflict, invalid)."""
     api = request.app.state.api
@@ -68,9 +103,23 @@ async def sync_batch(request: Request, user: Submitter) -> Any:
     ingestion_id, new, outcomes = await run_in_threadpool(submit_batch, api.rt, surveys, user.name)
     if new:
         await run_in_threadpool(api.dispatcher.trigger_file, api.rt.catalog, ingestion_id)
-    counts = {k: sum(o.outcome == k for o in outcomes) for k in ("accepted", "replayed", "conflict", "invalid")}
-    result = SyncResult(ingestion_id=ingestion_id, status_url=status_url(ingestion_id), counts=counts,
-                        outcomes=[SyncOutcome(index=i, instance_id=o.instance_id, outcome=o.outcome,
-                                              ingestion_id=o.ingestion_id, version=o.version, reason=o.reason)
-                                  for i, o in enumerate(outcomes)])
+    counts = {
+        k: sum(o.outcome == k for o in outcomes) for k in ("accepted", "replayed", "conflict", "invalid")
+    }
+    result = SyncResult(
+        ingestion_id=ingestion_id,
+        status_url=status_url(ingestion_id),
+        counts=counts,
+        outcomes=[
+            SyncOutcome(
+                index=i,
+                instance_id=o.instance_id,
+                outcome=o.outcome,
+                ingestion_id=o.ingestion_id,
+                version=o.version,
+                reason=o.reason,
+            )
+            for i, o in enumerate(outcomes)
+        ],
+    )
     return JSONResponse(result.model_dump(), status_code=202 if counts["accepted"] else 200)

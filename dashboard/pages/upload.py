@@ -17,12 +17,18 @@ rt = data.runtime()
 limit = data.upload_limit_mb(rt)
 TRACK = "upload_tracking"
 
-st.markdown(f"CSV (comma, semicolon or tab separated), Excel, JSON or JSON lines, Parquet, and KoboToolbox / ODK Central exports, "
-            f"**up to {limit} MB** per file. The format is recognised from the content, not the extension.")
-uploaded = st.file_uploader("Survey file", key="upload_file", max_upload_size=limit,
-                            help=f"largest file: {limit} MB")
-source = st.text_input("Source (optional)", key="upload_source",
-                       placeholder="where the file comes from, e.g. Kanungu Q3 assessment; default: the file name")
+st.markdown(
+    f"CSV (comma, semicolon or tab separated), Excel, JSON or JSON lines, Parquet, and KoboToolbox / ODK Central exports, "
+    f"**up to {limit} MB** per file. The format is recognised from the content, not the extension."
+)
+uploaded = st.file_uploader(
+    "Survey file", key="upload_file", max_upload_size=limit, help=f"largest file: {limit} MB"
+)
+source = st.text_input(
+    "Source (optional)",
+    key="upload_source",
+    placeholder="where the file comes from, e.g. Kanungu Q3 assessment; default: the file name",
+)
 if st.button("Import", type="primary", disabled=uploaded is None, icon=":material/upload:"):
     with st.status(f"Landing {uploaded.name} …", expanded=True) as status:
         st.write("Hashing and encrypting the bytes into the raw zone, then queuing the ingest flow …")
@@ -32,14 +38,21 @@ if st.button("Import", type="primary", disabled=uploaded is None, icon=":materia
             status.update(label=f"Refused: {refused}", state="error")
             st.stop()
         landed = st.session_state[TRACK]
-        status.update(label="These bytes were imported before: showing that import" if landed["duplicate"]
-                      else f"Landed as {landed['id']}", state="complete", expanded=False)
+        status.update(
+            label="These bytes were imported before: showing that import"
+            if landed["duplicate"]
+            else f"Landed as {landed['id']}",
+            state="complete",
+            expanded=False,
+        )
         data.clear()
 
 track = st.session_state.get(TRACK)
 if track is None:
-    st.info("Drop a file above and press **Import**. You will see its progress here, then its import report.",
-            icon=":material/info:")
+    st.info(
+        "Drop a file above and press **Import**. You will see its progress here, then its import report.",
+        icon=":material/info:",
+    )
     st.stop()
 
 
@@ -55,10 +68,14 @@ def links() -> None:
 
 def show_report(report: ImportReport) -> None:
     if report.status == "rejected":
-        st.error(f"**Rejected:** {report.reason}. The bytes stay in the raw zone; fix the file and upload it again.")
+        st.error(
+            f"**Rejected:** {report.reason}. The bytes stay in the raw zone; fix the file and upload it again."
+        )
     elif report.status == "failed":
-        st.error(f"**The ingest failed:** {report.reason or 'see the Pipeline runs page'}. An engineer can re-run it "
-                 f"with `rtv rerun {report.ingestion_id}`.")
+        st.error(
+            f"**The ingest failed:** {report.reason or 'see the Pipeline runs page'}. An engineer can re-run it "
+            f"with `rtv rerun {report.ingestion_id}`."
+        )
     else:
         m1, m2, m3, m4 = st.columns(4)
         m1.metric("Rows received", f"{report.rows_received:,}", border=True)
@@ -76,8 +93,10 @@ if ingestion is None:
     st.error(f"Ingestion {track['id']} is not in the catalog any more.")
     st.stop()
 if track.get("duplicate"):
-    st.info(f"**{track['name']}** was already imported as `{ingestion.id}` on {ingestion.received_at:%Y-%m-%d %H:%M} "
-            "UTC: nothing was stored again. Its report:")
+    st.info(
+        f"**{track['name']}** was already imported as `{ingestion.id}` on {ingestion.received_at:%Y-%m-%d %H:%M} "
+        "UTC: nothing was stored again. Its report:"
+    )
     show_report(importing.report_of(ingestion, track))
     st.stop()
 
@@ -98,11 +117,15 @@ def follow() -> None:
     value, text = importing.PROGRESS[step]
     if state and state["type"] in ("FAILED", "CRASHED"):
         st.error(f"The flow run {state['name'].lower()}: {state['message'] or 'no message'}")
-    st.progress(value, text=f"{track['name']} ({current.id}): {text}"
-                + (f" · flow run {state['name']}" if state else ""))
+    st.progress(
+        value,
+        text=f"{track['name']} ({current.id}): {text}" + (f" · flow run {state['name']}" if state else ""),
+    )
     if step == "landed" and not track.get("queued"):
-        st.warning(f"The file is landed safely, but {track.get('why', 'the flow could not be queued')}: it will be "
-                   "processed by the next sweep (the `ingest-landed` and weekly flows). This page updates when it is.")
+        st.warning(
+            f"The file is landed safely, but {track.get('why', 'the flow could not be queued')}: it will be "
+            "processed by the next sweep (the `ingest-landed` and weekly flows). This page updates when it is."
+        )
 
 
 follow()

@@ -122,7 +122,9 @@ def _text_column(col: Column, values: pl.Expr) -> _Column:
     if col.name == "household_id":
         upper = cleaned.str.to_uppercase()
         return _Column(upper, fixes | {"household_id_case": cleaned != upper})
-    spellings = [str(c) for c in col.codes] if col.codes and all(isinstance(c, str) for c in col.codes) else None
+    spellings = (
+        [str(c) for c in col.codes] if col.codes and all(isinstance(c, str) for c in col.codes) else None
+    )
     if col.name == "cluster":
         spellings = [c for cs in contract.DISTRICT_CLUSTERS.values() for c in cs]
     if spellings:
@@ -131,8 +133,9 @@ def _text_column(col: Column, values: pl.Expr) -> _Column:
     return _Column(cleaned, fixes)
 
 
-def _number_column(col: Column, values: pl.Expr, source_dtype: pl.DataType, typed: bool,
-                   cast: pl.Expr | None = None) -> _Column:
+def _number_column(
+    col: Column, values: pl.Expr, source_dtype: pl.DataType, typed: bool, cast: pl.Expr | None = None
+) -> _Column:
     """Parse a numeric column. With `cast` (rows whose numbers all cast as they stand), skip trimming and tokens."""
     target = col.polars_dtype
     fixes: dict[str, pl.Expr] = {}
@@ -147,7 +150,9 @@ def _number_column(col: Column, values: pl.Expr, source_dtype: pl.DataType, type
         number = pl.when(missing).then(None).otherwise(stripped).cast(pl.Float64, strict=False)
         present = ~missing
         fixes["value_whitespace"] = (text != stripped) & ~missing
-    if typed and source_dtype == pl.String:  # a quoted number in a typed format (JSON "5", a text cell in Excel)
+    if (
+        typed and source_dtype == pl.String
+    ):  # a quoted number in a typed format (JSON "5", a text cell in Excel)
         fixes["number_as_text"] = number.is_not_null()
     bad = present & (number.is_null() | ~number.is_finite())
     if target == pl.Int64():
@@ -156,8 +161,9 @@ def _number_column(col: Column, values: pl.Expr, source_dtype: pl.DataType, type
     return _Column(clean.cast(target) if target == pl.Int64() else clean, fixes, bad)
 
 
-def _defects(computed: pl.DataFrame, source: pl.DataFrame, bad_columns: dict[str, str],
-             raw_headers: dict[str, str]) -> pl.DataFrame:
+def _defects(
+    computed: pl.DataFrame, source: pl.DataFrame, bad_columns: dict[str, str], raw_headers: dict[str, str]
+) -> pl.DataFrame:
     """Row number → the cells that could not be parsed (column, raw source text), for rows that have any.
 
     Built only for the few rows with a defect: assembling lists for every row costs minutes at 1M rows.
@@ -167,7 +173,9 @@ def _defects(computed: pl.DataFrame, source: pl.DataFrame, bad_columns: dict[str
     entries: dict[int, list[dict[str, str | None]]] = {}
     if hits is not None and hits.height:
         raw = source.join(hits.select(ROW), on=ROW).select(
-            ROW, *[pl.col(h).cast(pl.String).str.slice(0, VALUE_PREVIEW).alias(c) for c, h in raw_headers.items()])
+            ROW,
+            *[pl.col(h).cast(pl.String).str.slice(0, VALUE_PREVIEW).alias(c) for c, h in raw_headers.items()],
+        )
         rows = hits.join(raw, on=ROW)
         for column, flag in bad_columns.items():
             for row, value in rows.filter(pl.col(flag)).select(ROW, column).iter_rows():
@@ -198,8 +206,11 @@ def _plan(source: pl.DataFrame, by_name: dict[str, str], typed: bool, *, fast: b
             values.append(pl.lit(None, dtype=col.polars_dtype).alias(name))
             continue
         cast = pl.col(_cast_name(name)) if fast else None
-        built = (_text_column(col, pl.col(header)) if col.dtype in ("str", "datetime")
-                 else _number_column(col, pl.col(header), source.schema[header], typed, cast))
+        built = (
+            _text_column(col, pl.col(header))
+            if col.dtype in ("str", "datetime")
+            else _number_column(col, pl.col(header), source.schema[header], typed, cast)
+        )
         values.append(built.value.alias(name))
         for kind, expr in built.fixes.items():
             fix_kinds[f"_fix:{kind}:{name}"] = kind
@@ -216,7 +227,9 @@ def _plan(source: pl.DataFrame, by_name: dict[str, str], typed: bool, *, fast: b
     return names, fix_kinds, bad_columns, raw_headers, values + flags
 
 
-def conform(table: pl.DataFrame | Iterable[pl.DataFrame], *, typed: bool, chunk_rows: int = 250_000) -> Conformed:
+def conform(
+    table: pl.DataFrame | Iterable[pl.DataFrame], *, typed: bool, chunk_rows: int = 250_000
+) -> Conformed:
     """Rename to canonical names, trim, fix case, parse numbers, fill derived totals; flag what cannot parse.
 
     Takes one frame or the pieces of one table (same columns) and works `chunk_rows` at a time: parsing
@@ -235,8 +248,12 @@ def conform(table: pl.DataFrame | Iterable[pl.DataFrame], *, typed: bool, chunk_
             f"missing (e.g. {examples})"
         )
     absent = {n for n in CANONICAL_NAMES if n not in present}
-    result = Conformed(pl.DataFrame(), fixes=Counter(header_fixes), unknown_columns=unknown,
-                       missing_columns=[n for n in CANONICAL_NAMES if n not in present])
+    result = Conformed(
+        pl.DataFrame(),
+        fixes=Counter(header_fixes),
+        unknown_columns=unknown,
+        missing_columns=[n for n in CANONICAL_NAMES if n not in present],
+    )
     frames, defects, offset = [], [], 0
     by_name = {v: k for k, v in mapping.items()}
     plans: dict[_SchemaKey, tuple[_Plan, _Plan]] = {}
@@ -257,28 +274,43 @@ def conform(table: pl.DataFrame | Iterable[pl.DataFrame], *, typed: bool, chunk_
     return result
 
 
-def _conform_chunk(frame: pl.DataFrame, by_name: dict[str, str], typed: bool, offset: int,
-                   plans: dict[_SchemaKey, tuple[_Plan, _Plan]]) -> Conformed:
+def _conform_chunk(
+    frame: pl.DataFrame,
+    by_name: dict[str, str],
+    typed: bool,
+    offset: int,
+    plans: dict[_SchemaKey, tuple[_Plan, _Plan]],
+) -> Conformed:
     """Conform one slice of rows; `offset` keeps source row numbers global; `plans` caches expressions by schema."""
     numeric = {n: h for n, h in by_name.items() if BY_NAME[n].dtype not in ("str", "datetime")}
     source = frame.with_row_index(ROW, offset=offset + 1).with_columns(
-        pl.col(ROW).cast(pl.Int64), *[pl.col(h).cast(pl.Float64, strict=False).alias(_cast_name(n))
-                                      for n, h in numeric.items()])
+        pl.col(ROW).cast(pl.Int64),
+        *[pl.col(h).cast(pl.Float64, strict=False).alias(_cast_name(n)) for n, h in numeric.items()],
+    )
     # Most rows cast cleanly as they stand; trimming and null tokens cost ~10x, so only messy rows pay for them.
-    slow = source.select(pl.any_horizontal(pl.lit(False), *[
-        pl.col(h).is_not_null() & pl.col(_cast_name(n)).is_null() for n, h in numeric.items()
-    ])).to_series()
+    slow = source.select(
+        pl.any_horizontal(
+            pl.lit(False),
+            *[pl.col(h).is_not_null() & pl.col(_cast_name(n)).is_null() for n, h in numeric.items()],
+        )
+    ).to_series()
     schema = tuple(source.schema.items())
     if schema not in plans:
         plans[schema] = (_plan(source, by_name, typed, fast=True), _plan(source, by_name, typed, fast=False))
-    (names, fast_fixes, bad_columns, raw_headers, fast_exprs), (_, slow_fixes, _, _, slow_exprs) = plans[schema]
+    (names, fast_fixes, bad_columns, raw_headers, fast_exprs), (_, slow_fixes, _, _, slow_exprs) = plans[
+        schema
+    ]
     fix_kinds = fast_fixes | slow_fixes
     computed = source.lazy().select(fast_exprs).collect()
-    fast_counts = computed.select(list(fast_fixes)).filter(~slow).sum().row(0, named=True) if fast_fixes else {}
+    fast_counts = (
+        computed.select(list(fast_fixes)).filter(~slow).sum().row(0, named=True) if fast_fixes else {}
+    )
     counts = Counter({column: int(n or 0) for column, n in fast_counts.items()})
     if slow.any():  # re-do the messy rows with trimming and null tokens, then put them back in place
         messy = source.filter(slow).lazy().select(slow_exprs).collect()
-        counts.update({c: int(n or 0) for c, n in messy.select(list(slow_fixes)).sum().row(0, named=True).items()})
+        counts.update(
+            {c: int(n or 0) for c, n in messy.select(list(slow_fixes)).sum().row(0, named=True).items()}
+        )
         positions = pl.Series(np.flatnonzero(slow.to_numpy()), dtype=pl.UInt32)
         computed = computed.with_columns(
             [computed[c].scatter(positions, messy[c]) for c in (*names, *bad_columns.values())]
@@ -307,7 +339,9 @@ def fill_derived(result: Conformed, absent: set[str]) -> None:
         to_fill = target.is_null() & computable
         filled = int(frame.select(to_fill.sum()).item())
         if filled:
-            frame = frame.with_columns(pl.when(to_fill).then(value).otherwise(target).alias(derivation.target))
+            frame = frame.with_columns(
+                pl.when(to_fill).then(value).otherwise(target).alias(derivation.target)
+            )
             kind = "derived_computed" if derivation.target in absent else "derived_filled"
             result.fixes[kind] += filled
             if derivation.target in absent:

@@ -55,13 +55,25 @@ def _gx() -> Any:
 
     class MulticolumnLinearSumMatches(MulticolumnMapMetricProvider):
         condition_metric_name = "multicolumn_values.linear_sum_matches"
-        condition_domain_keys = ("batch_id", "table", "column_list", "row_condition", "condition_parser",
-                                 "ignore_row_if")
+        condition_domain_keys = (
+            "batch_id",
+            "table",
+            "column_list",
+            "row_condition",
+            "condition_parser",
+            "ignore_row_if",
+        )
         condition_value_keys = ("coefficients", "abs_tolerance", "rel_tolerance")
 
         @multicolumn_condition_partial(engine=PandasExecutionEngine)  # type: ignore[untyped-decorator]  # GX leaves it unannotated
-        def _pandas(cls, column_list: pd.DataFrame, coefficients: list[float], abs_tolerance: float,
-                    rel_tolerance: float, **_: Any) -> pd.Series:
+        def _pandas(
+            cls,
+            column_list: pd.DataFrame,
+            coefficients: list[float],
+            abs_tolerance: float,
+            rel_tolerance: float,
+            **_: Any,
+        ) -> pd.Series:
             expected = column_list.iloc[:, 1:].mul(coefficients, axis=1).sum(axis=1, skipna=False)
             return (column_list.iloc[:, 0] - expected).abs() <= abs_tolerance + rel_tolerance * expected.abs()
 
@@ -71,7 +83,9 @@ def _gx() -> Any:
         coefficients: list[float]
         abs_tolerance: float = 0.01
         rel_tolerance: float = 0.0
-        ignore_row_if: Literal["all_values_are_missing", "any_value_is_missing", "never"] = "any_value_is_missing"
+        ignore_row_if: Literal["all_values_are_missing", "any_value_is_missing", "never"] = (
+            "any_value_is_missing"
+        )
         map_metric = "multicolumn_values.linear_sum_matches"
         success_keys = ("mostly", "coefficients", "abs_tolerance", "rel_tolerance")
         args_keys = ("column_list", "coefficients")
@@ -89,10 +103,13 @@ def _expectation(kind: str, kwargs: dict[str, Any], meta: dict[str, str]) -> Any
 def build_suite(rules: RuleSet, rows: int) -> Any:
     """The ExpectationSuite for a batch; distribution checks only when the batch is large enough."""
     gx = _gx()
-    expectations = [_expectation(r.expectation, r.kwargs, {"rule": r.name, "notes": r.description})
-                    for r in rules.rules]
-    expectations += [_expectation(c.expectation, c.kwargs, {"rule": c.name, "notes": c.description})
-                     for c in _active(rules.batch_checks, rows)]
+    expectations = [
+        _expectation(r.expectation, r.kwargs, {"rule": r.name, "notes": r.description}) for r in rules.rules
+    ]
+    expectations += [
+        _expectation(c.expectation, c.kwargs, {"rule": c.name, "notes": c.description})
+        for c in _active(rules.batch_checks, rows)
+    ]
     # One constructor call: `add_expectation` compares each new expectation with all earlier ones (quadratic).
     return gx.ExpectationSuite(name=SUITE_NAME, expectations=expectations)
 
@@ -140,40 +157,68 @@ def run_suite(frame: pl.DataFrame, rules: RuleSet, *, build_docs: bool = True) -
     items: list[Any] = []
     for i, (columns, members) in enumerate(_groups(rules, frame.height).items()):
         batch = source.add_dataframe_asset(f"part_{i}").add_batch_definition_whole_dataframe("whole")
-        suite = context.suites.add(gx.ExpectationSuite(name=f"{SUITE_NAME}_{i}", expectations=[
-            _expectation(kind, kwargs, {"rule": name, "notes": notes}) for name, kind, kwargs, notes in members]))
+        suite = context.suites.add(
+            gx.ExpectationSuite(
+                name=f"{SUITE_NAME}_{i}",
+                expectations=[
+                    _expectation(kind, kwargs, {"rule": name, "notes": notes})
+                    for name, kind, kwargs, notes in members
+                ],
+            )
+        )
         definition = context.validation_definitions.add(
-            gx.ValidationDefinition(name=f"part_{i}", data=batch, suite=suite))
+            gx.ValidationDefinition(name=f"part_{i}", data=batch, suite=suite)
+        )
         data = frame.select(columns or [frame.columns[0]]).to_pandas()
-        items += definition.run(batch_parameters={"dataframe": data}, result_format={"result_format": "BASIC"}).results
+        items += definition.run(
+            batch_parameters={"dataframe": data}, result_format={"result_format": "BASIC"}
+        ).results
         _drop_batches(source)
 
     result = SuiteResult()
     for item in items:
         name = (item.expectation_config.meta or {}).get("rule", item.expectation_config.type)
         if item.exception_info and item.exception_info.get("raised_exception"):
-            raise RuntimeError(f"GX could not evaluate {name}: {item.exception_info.get('exception_message')}")
+            raise RuntimeError(
+                f"GX could not evaluate {name}: {item.exception_info.get('exception_message')}"
+            )
         if "unexpected_count" in item.result:
             result.unexpected[name] = int(item.result["unexpected_count"])
             result.elements[name] = int(item.result.get("element_count", frame.height))
         else:
-            result.batch[name] = {"passed": bool(item.success), "observed": _plain(item.result.get("observed_value"))}
+            result.batch[name] = {
+                "passed": bool(item.success),
+                "observed": _plain(item.result.get("observed_value")),
+            }
     passed = sum(bool(i.success) for i in items)
-    result.statistics = {"evaluated_expectations": len(items), "successful_expectations": passed,
-                         "unsuccessful_expectations": len(items) - passed,
-                         "success_percent": 100.0 * passed / len(items) if items else 100.0}
+    result.statistics = {
+        "evaluated_expectations": len(items),
+        "successful_expectations": passed,
+        "unsuccessful_expectations": len(items) - passed,
+        "success_percent": 100.0 * passed / len(items) if items else 100.0,
+    }
     if build_docs:
         docs_dir = Path(tempfile.mkdtemp(prefix="rtv-docs-"))
-        context.add_data_docs_site(site_name=DOCS_SITE, site_config={
-            "class_name": "SiteBuilder",
-            "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(docs_dir)},
-            "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
-        })
+        context.add_data_docs_site(
+            site_name=DOCS_SITE,
+            site_config={
+                "class_name": "SiteBuilder",
+                "store_backend": {
+                    "class_name": "TupleFilesystemStoreBackend",
+                    "base_directory": str(docs_dir),
+                },
+                "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+            },
+        )
         suite_id = ExpectationSuiteIdentifier(name=SUITE_NAME)
         context.suites.add(build_suite(rules, frame.height))
         combined = ExpectationSuiteValidationResult(
-            success=passed == len(items), results=items, suite_name=SUITE_NAME, statistics=result.statistics,
-            meta={"active_batch_definition": {"datasource_name": "survey", "data_asset_name": "batch"}})
+            success=passed == len(items),
+            results=items,
+            suite_name=SUITE_NAME,
+            statistics=result.statistics,
+            meta={"active_batch_definition": {"datasource_name": "survey", "data_asset_name": "batch"}},
+        )
         result_id = ValidationResultIdentifier(suite_id, RunIdentifier(run_name="ingest"), "batch")
         context.validation_results_store.set(result_id, combined)
         context.build_data_docs(site_names=[DOCS_SITE], resource_identifiers=[result_id, suite_id])

@@ -17,10 +17,24 @@ import xlsxwriter
 from tasks.ingest import contract as c
 
 FAULT_KINDS: tuple[str, ...] = (
-    "sentinel_phones", "household_too_large", "land_too_large", "radios_typo", "water_instant", "opd_zero",
-    "backtick_business", "text_in_number", "broken_derivation", "repeated_household_id", "bad_id_format",
-    "cluster_not_in_district", "vsla_token", "missing_required", "no_land_but_crops", "formula_cell",
-    "lowercase_id", "padded_text",
+    "sentinel_phones",
+    "household_too_large",
+    "land_too_large",
+    "radios_typo",
+    "water_instant",
+    "opd_zero",
+    "backtick_business",
+    "text_in_number",
+    "broken_derivation",
+    "repeated_household_id",
+    "bad_id_format",
+    "cluster_not_in_district",
+    "vsla_token",
+    "missing_required",
+    "no_land_but_crops",
+    "formula_cell",
+    "lowercase_id",
+    "padded_text",
 )
 FIXABLE_FAULTS = frozenset({"lowercase_id", "padded_text"})  # a conform step repairs these
 META_NAMES = ("instance_id", "submitted_at", "officer_id", "device_id", "app_version")
@@ -30,17 +44,94 @@ RATE = c.UGX_PER_USD
 NAMES = tuple(c.DISTRICT_CLUSTERS)
 # District -> (share of households, median target USD/day, log-sd). Shares are domain.md §1; medians and
 # spreads are chosen so each district's vulnerable rate and mean target land near §3's table.
-DISTRICTS = {"Rukungiri": (0.338, 1.79, 0.52), "Mitooma": (0.253, 1.68, 0.58), "Kanungu": (0.212, 2.28, 0.34),
-             "Rubanda": (0.197, 1.74, 0.48)}
+DISTRICTS = {
+    "Rukungiri": (0.338, 1.79, 0.52),
+    "Mitooma": (0.253, 1.68, 0.58),
+    "Kanungu": (0.212, 2.28, 0.34),
+    "Rubanda": (0.197, 1.74, 0.48),
+}
 # Invented village names are built from Runyankore-like syllables; never names from the real file.
 _ONSETS = ("Ka", "Ki", "Kya", "Nya", "Bu", "Mu", "Ru", "Rwa", "Bi", "Ny", "Ishe", "Ihu", "Oru", "Ma")
-_SYLLABLES = ("ba", "bu", "ga", "ge", "ha", "hi", "ka", "ko", "ku", "ma", "mbe", "mi", "na", "nda", "ndu", "nga",
-              "ngo", "nya", "ra", "re", "ri", "ro", "sha", "ta", "to", "tu", "ye", "zi", "bwe", "gye")
-_FIRST = ("AGA", "ASI", "BEA", "BEN", "CHR", "DAN", "DOR", "EDI", "ELI", "EMM", "FAI", "FRA", "GAD", "GLO", "HAR",
-          "IRE", "ISA", "JOA", "JOS", "JUL", "KED", "LIL", "MAR", "MOS", "NAB", "NAT", "OLI", "PAT", "PEA", "RIT",
-          "ROS", "SAM", "SAR", "SIM", "TEO", "VIC", "WIN", "YOW", "ZAI")  # invented first-name prefixes for ids
-_NULLABLE = {"agriculture_land": 0.016, "business_count": 0.03, "loan_sources": 0.779,
-             "banana_wilt_codes": 0.314, "organic_pesticide_ugx": 0.825}  # null shares, domain.md §1
+_SYLLABLES = (
+    "ba",
+    "bu",
+    "ga",
+    "ge",
+    "ha",
+    "hi",
+    "ka",
+    "ko",
+    "ku",
+    "ma",
+    "mbe",
+    "mi",
+    "na",
+    "nda",
+    "ndu",
+    "nga",
+    "ngo",
+    "nya",
+    "ra",
+    "re",
+    "ri",
+    "ro",
+    "sha",
+    "ta",
+    "to",
+    "tu",
+    "ye",
+    "zi",
+    "bwe",
+    "gye",
+)
+_FIRST = (
+    "AGA",
+    "ASI",
+    "BEA",
+    "BEN",
+    "CHR",
+    "DAN",
+    "DOR",
+    "EDI",
+    "ELI",
+    "EMM",
+    "FAI",
+    "FRA",
+    "GAD",
+    "GLO",
+    "HAR",
+    "IRE",
+    "ISA",
+    "JOA",
+    "JOS",
+    "JUL",
+    "KED",
+    "LIL",
+    "MAR",
+    "MOS",
+    "NAB",
+    "NAT",
+    "OLI",
+    "PAT",
+    "PEA",
+    "RIT",
+    "ROS",
+    "SAM",
+    "SAR",
+    "SIM",
+    "TEO",
+    "VIC",
+    "WIN",
+    "YOW",
+    "ZAI",
+)  # invented first-name prefixes for ids
+_NULLABLE = {
+    "agriculture_land": 0.016,
+    "business_count": 0.03,
+    "loan_sources": 0.779,
+    "banana_wilt_codes": 0.314,
+    "organic_pesticide_ugx": 0.825,
+}  # null shares, domain.md §1
 
 
 @dataclass
@@ -64,9 +155,15 @@ def _geography() -> tuple[pl.DataFrame, np.ndarray, np.ndarray]:
                 seen.add(name)
                 split = rng.random() < 0.1
                 rows += [(d, cluster, f"{name}_{k}" if split else name) for k in ((1, 2) if split else (0,))]
-    geo = pl.DataFrame(rows, schema=["district", "cluster", "village"], orient="row", infer_schema_length=None)
+    geo = pl.DataFrame(
+        rows, schema=["district", "cluster", "village"], orient="row", infer_schema_length=None
+    )
     counts = np.array([(geo["district"] == x).sum() for x in NAMES])
-    return geo.with_columns(effect=pl.Series(rng.normal(0, 0.3, geo.height))), counts, np.cumsum(counts) - counts
+    return (
+        geo.with_columns(effect=pl.Series(rng.normal(0, 0.3, geo.height))),
+        counts,
+        np.cumsum(counts) - counts,
+    )
 
 
 def _floor(x: npt.NDArray[np.float64], step: float = 500.0) -> npt.NDArray[np.float64]:
@@ -74,13 +171,16 @@ def _floor(x: npt.NDArray[np.float64], step: float = 500.0) -> npt.NDArray[np.fl
     return np.floor(np.maximum(x, 0) / step) * step
 
 
-def generate_households(rows: int, seed: int = 0, bad_rate: float = 0.0, *,
-                        with_metadata: bool = True) -> GeneratedBatch:
+def generate_households(
+    rows: int, seed: int = 0, bad_rate: float = 0.0, *, with_metadata: bool = True
+) -> GeneratedBatch:
     """Generate `rows` households deterministically from `seed`; a `bad_rate` share get one fault each."""
     n, rng, (geo, counts, starts) = max(rows, 1), np.random.default_rng(seed), _geography()
     d = rng.choice(4, n, p=[DISTRICTS[x][0] for x in NAMES])
     v = starts[d] + (rng.random(n) * counts[d]).astype(np.int64)
-    w = (rng.standard_normal(n) + geo["effect"].to_numpy()[v]) / 1.044  # latent wealth (household + village), sd 1
+    w = (
+        rng.standard_normal(n) + geo["effect"].to_numpy()[v]
+    ) / 1.044  # latent wealth (household + village), sd 1
 
     def cut(slope: float, *shares: float) -> npt.NDArray[np.int64]:
         """Category 0..k-1 with exactly these shares, ranked by wealth plus logistic noise."""
@@ -103,19 +203,45 @@ def generate_households(rows: int, seed: int = 0, bad_rate: float = 0.0, *,
     z = 0.78 * w + 0.62 * rng.standard_normal(n) + 0.5 * (salaried > 0) + 0.15 * (business > 0)
     annual = 365 * med * np.exp(sd * np.clip(z, -3.5, 3.5))
     # Cash share of the total, about 55%, higher with a salary or a business.
-    cash = annual / (1 + np.exp(-0.2 - 0.8 * (salaried > 0) - 0.3 * (business > 0) - 0.6 * rng.standard_normal(n)))
+    cash = annual / (
+        1 + np.exp(-0.2 - 0.8 * (salaried > 0) - 0.3 * (business > 0) - 0.6 * rng.standard_normal(n))
+    )
 
     # Split cash income over the household's active lines (gamma weights), in whole 500 UGX.
     u = rng.random((n, 6))
-    active = np.stack([salaried > 0, business > 0, (casual == 1) & (u[:, 0] > 0.05), u[:, 1] < 0.727,
-                       u[:, 2] < 0.065 * np.exp(0.4 * w), ((s1 + s2) > 0) & (u[:, 3] < 0.98),
-                       (perennial == 1) & (u[:, 4] < 0.89), (stock == 1) & (u[:, 5] < 0.35)], axis=1)
+    active = np.stack(
+        [
+            salaried > 0,
+            business > 0,
+            (casual == 1) & (u[:, 0] > 0.05),
+            u[:, 1] < 0.727,
+            u[:, 2] < 0.065 * np.exp(0.4 * w),
+            ((s1 + s2) > 0) & (u[:, 3] < 0.98),
+            (perennial == 1) & (u[:, 4] < 0.89),
+            (stock == 1) & (u[:, 5] < 0.35),
+        ],
+        axis=1,
+    )
     weights = active * np.array([4.0, 1.2, 1.0, 0.25, 0.5, 1.0, 1.0, 0.4]) * rng.gamma(2.0, size=(n, 8))
     weights[weights.sum(axis=1) == 0, 3] = 1.0  # nobody lives on nothing: fall back to gifts
     share = weights / weights.sum(axis=1, keepdims=True)
     lines = np.where(weights > 0, np.maximum(_floor(cash[:, None] * RATE * share), 500), 0)
-    ugx = dict(zip(("formal_employment_income", "business_income", "casual_labour_income", "remittances_income",
-                    "rent_income", "seasonal", "perennial_crop_income", "livestock_income"), lines.T, strict=True))
+    ugx = dict(
+        zip(
+            (
+                "formal_employment_income",
+                "business_income",
+                "casual_labour_income",
+                "remittances_income",
+                "rent_income",
+                "seasonal",
+                "perennial_crop_income",
+                "livestock_income",
+            ),
+            lines.T,
+            strict=True,
+        )
+    )
     crop = ugx.pop("seasonal")
 
     def season_split(total: np.ndarray, lo: float, hi: float) -> tuple[np.ndarray, np.ndarray]:
@@ -128,17 +254,38 @@ def generate_households(rows: int, seed: int = 0, bad_rate: float = 0.0, *,
     eaten = np.where(rng.random(n) < 0.25 + 0.15 * stock, _floor(own * rng.uniform(0.03, 0.3, n)), 0)
     unsold = np.maximum(_floor(own - eaten), 500) + ugx["livestock_income"]
     per_unsold = np.where((s1 + s2) == 0, unsold, perennial * _floor(unsold * rng.uniform(0.3, 0.6, n)))
-    sold_by_season, kept_by_season = season_split(crop, 0.45, 0.75), season_split(unsold - per_unsold, 0.45, 0.7)
+    sold_by_season, kept_by_season = (
+        season_split(crop, 0.45, 0.75),
+        season_split(unsold - per_unsold, 0.45, 0.7),
+    )
     for s, sold, kept in zip((1, 2), sold_by_season, kept_by_season, strict=True):
         veg = _floor((sold + kept) * rng.uniform(0.02, 0.2, n)) * (rng.random(n) < 0.67 - 0.12 * (s - 1))
-        ugx |= {f"season{s}_crop_income": sold, f"season{s}_agric_value": sold + kept,
-                f"season{s}_vegetable_value": veg, f"season{s}_vegetable_income": _floor(
-                    np.minimum(veg, sold) * rng.uniform(0.2, 1.0, n)) * (rng.random(n) < 0.45 - 0.05 * (s - 1))}
-    ugx |= {"perennial_agric_value": ugx["perennial_crop_income"] + per_unsold, "livestock_consumed_value": eaten,
-            "livestock_asset_value": stock * np.clip(np.round(  # median ~700,000 UGX of animals
-                np.exp(np.log(7e5) + 0.5 * w + 0.75 * rng.standard_normal(n)), -4), 10_000, 12_000_000)}
-    vsla = (saves == 1) * (rng.random(n) < 0.47) * np.clip(  # about half the savers report a profit
-        np.round(np.exp(np.log(1e5) + 0.4 * w + 0.9 * rng.standard_normal(n)), -3), 5000, 1_500_000)
+        ugx |= {
+            f"season{s}_crop_income": sold,
+            f"season{s}_agric_value": sold + kept,
+            f"season{s}_vegetable_value": veg,
+            f"season{s}_vegetable_income": _floor(np.minimum(veg, sold) * rng.uniform(0.2, 1.0, n))
+            * (rng.random(n) < 0.45 - 0.05 * (s - 1)),
+        }
+    ugx |= {
+        "perennial_agric_value": ugx["perennial_crop_income"] + per_unsold,
+        "livestock_consumed_value": eaten,
+        "livestock_asset_value": stock
+        * np.clip(
+            np.round(  # median ~700,000 UGX of animals
+                np.exp(np.log(7e5) + 0.5 * w + 0.75 * rng.standard_normal(n)), -4
+            ),
+            10_000,
+            12_000_000,
+        ),
+    }
+    vsla = (
+        (saves == 1)
+        * (rng.random(n) < 0.47)
+        * np.clip(  # about half the savers report a profit
+            np.round(np.exp(np.log(1e5) + 0.4 * w + 0.9 * rng.standard_normal(n)), -3), 5000, 1_500_000
+        )
+    )
     usd = {k: x / RATE for k, x in ugx.items()} | {"vsla_profits_ugx": vsla, "vsla_profits_usd": vsla / RATE}
     for der in c.DERIVATIONS:  # totals from their terms, in formula order, so every derivation is exact
         if der.target in usd or der.target == "assets_ugx":
@@ -152,34 +299,77 @@ def generate_households(rows: int, seed: int = 0, bad_rate: float = 0.0, *,
 
     opd = np.clip(50 * np.exp(-0.1 * w + 0.8 * rng.standard_normal(n)), 1, 300)
     water = np.clip(30 * np.exp(-0.1 * w + 0.75 * rng.standard_normal(n)), 1, 360)
-    a, b = (rng.choice(10, n, p=[.055, .12, .01, .01, .035, .01, .535, .2, .02, .005]) for _ in range(2))
+    a, b = (
+        rng.choice(10, n, p=[0.055, 0.12, 0.01, 0.01, 0.035, 0.01, 0.535, 0.2, 0.02, 0.005]) for _ in range(2)
+    )
     codes = pl.Series(c.LOAN_SOURCE_CODES)
-    flags = {k: cut(0.3, 1 - p, p) for k, p in (
-        ("latrine_constructed", 0.98), ("tippy_tap_available", 0.34), ("soap_ash_available", 0.25),
-        ("standard_hangline", 0.81), ("kitchen_house", 0.92), ("bathroom_constructed", 0.78),
-        ("swept_compound", 0.86), ("dish_rack_present", 0.79), ("non_bio_waste_managed", 0.68),
-        ("applies_liquid_manure", 0.21), ("soil_management", 0.9936), ("postharvest_storage", 0.595))}
-    frame = pl.DataFrame({
-        "household_size": np.minimum(1 + rng.poisson(4.1 * np.exp(0.12 * w - 0.01) * (1 - 0.2 * female)), 20),
-        "time_to_opd": np.maximum(np.where(rng.random(n) < 0.95, np.round(opd / 5) * 5, np.round(opd)), 1),
-        "time_to_water": np.where(rng.random(n) < 0.92, np.maximum(np.round(water / 5) * 5, 1), np.round(water, 1)),
-        "agriculture_land": land, "season1_crops_planted": s1, "season2_crops_planted": s2,
-        "perennial_crops_grown": np.minimum(perennial * (1 + rng.negative_binomial(3, 0.6, n)), 20), **usd,
-        "head_sex": 1 + female, "head_literate": cut(0.6, 0.3, 0.7), "wall_material": 1 + cut(0.7, 0.711, 0.289),
-        "radios_owned": cut(0.4, 0.343, 0.645, 0.012), "phones_owned": cut(0.6, 0.148, 0.557, 0.274, 0.016, 0.005),
-        "business_count": business, "work_casual": casual, "work_salaried": salaried, "saves_in_vsla": saves,
-        "perennial_cropping": perennial, "daily_meals": 1 + cut(0.5, 0.021, 0.777, 0.202),
-        "fertilizer_type": np.where(cut(0.3, 0.538, 0.462) == 1, rng.choice([1, 2, 3], n, p=[.845, .108, .047]), 99),
-        "composts": cut(0.2, 0.313, 0.062, 0.625) * 0.5, "water_control_practice": np.ones(n, np.int64), **flags,
-        "organic_pesticide_ugx": (rng.random(n) > 0.64) * rng.choice(  # round UGX amounts, mostly 0
-            [2e3, 3e3, 5e3, 1e4, 1.5e4, 2e4, 2.5e4, 3e4, 4e4, 5e4, 1e5, 2.5e5], n,
-            p=[.04, .06, .07, .11, .09, .24, .04, .09, .05, .09, .08, .04]),
-    }).with_columns(
-        district=pl.Series(NAMES).gather(d), cluster=geo["cluster"].gather(v), village=geo["village"].gather(v),
-        loan_sources=pl.when(pl.lit(rng.random(n) < 0.04) & pl.lit(a != b)).then(pl.concat_str(
-            codes.gather(np.minimum(a, b)), codes.gather(np.maximum(a, b)), separator=" ")).otherwise(codes.gather(a)),
+    flags = {
+        k: cut(0.3, 1 - p, p)
+        for k, p in (
+            ("latrine_constructed", 0.98),
+            ("tippy_tap_available", 0.34),
+            ("soap_ash_available", 0.25),
+            ("standard_hangline", 0.81),
+            ("kitchen_house", 0.92),
+            ("bathroom_constructed", 0.78),
+            ("swept_compound", 0.86),
+            ("dish_rack_present", 0.79),
+            ("non_bio_waste_managed", 0.68),
+            ("applies_liquid_manure", 0.21),
+            ("soil_management", 0.9936),
+            ("postharvest_storage", 0.595),
+        )
+    }
+    frame = pl.DataFrame(
+        {
+            "household_size": np.minimum(
+                1 + rng.poisson(4.1 * np.exp(0.12 * w - 0.01) * (1 - 0.2 * female)), 20
+            ),
+            "time_to_opd": np.maximum(
+                np.where(rng.random(n) < 0.95, np.round(opd / 5) * 5, np.round(opd)), 1
+            ),
+            "time_to_water": np.where(
+                rng.random(n) < 0.92, np.maximum(np.round(water / 5) * 5, 1), np.round(water, 1)
+            ),
+            "agriculture_land": land,
+            "season1_crops_planted": s1,
+            "season2_crops_planted": s2,
+            "perennial_crops_grown": np.minimum(perennial * (1 + rng.negative_binomial(3, 0.6, n)), 20),
+            **usd,
+            "head_sex": 1 + female,
+            "head_literate": cut(0.6, 0.3, 0.7),
+            "wall_material": 1 + cut(0.7, 0.711, 0.289),
+            "radios_owned": cut(0.4, 0.343, 0.645, 0.012),
+            "phones_owned": cut(0.6, 0.148, 0.557, 0.274, 0.016, 0.005),
+            "business_count": business,
+            "work_casual": casual,
+            "work_salaried": salaried,
+            "saves_in_vsla": saves,
+            "perennial_cropping": perennial,
+            "daily_meals": 1 + cut(0.5, 0.021, 0.777, 0.202),
+            "fertilizer_type": np.where(
+                cut(0.3, 0.538, 0.462) == 1, rng.choice([1, 2, 3], n, p=[0.845, 0.108, 0.047]), 99
+            ),
+            "composts": cut(0.2, 0.313, 0.062, 0.625) * 0.5,
+            "water_control_practice": np.ones(n, np.int64),
+            **flags,
+            "organic_pesticide_ugx": (rng.random(n) > 0.64)
+            * rng.choice(  # round UGX amounts, mostly 0
+                [2e3, 3e3, 5e3, 1e4, 1.5e4, 2e4, 2.5e4, 3e4, 4e4, 5e4, 1e5, 2.5e5],
+                n,
+                p=[0.04, 0.06, 0.07, 0.11, 0.09, 0.24, 0.04, 0.09, 0.05, 0.09, 0.08, 0.04],
+            ),
+        }
+    ).with_columns(
+        district=pl.Series(NAMES).gather(d),
+        cluster=geo["cluster"].gather(v),
+        village=geo["village"].gather(v),
+        loan_sources=pl.when(pl.lit(rng.random(n) < 0.04) & pl.lit(a != b))
+        .then(pl.concat_str(codes.gather(np.minimum(a, b)), codes.gather(np.maximum(a, b)), separator=" "))
+        .otherwise(codes.gather(a)),
         banana_wilt_codes=pl.Series(["2", "1 2", "1", "2 3", "1 2 3", "3", "1 3"]).gather(
-            rng.choice(7, n, p=np.array([2356, 112, 52, 16, 8, 4, 1]) / 2549)),
+            rng.choice(7, n, p=np.array([2356, 112, 52, 16, 8, 4, 1]) / 2549)
+        ),
     )
     # IDs: DDD-VVV-XXX-<K|M|R>digits, or RUB-VVV-{F|M}-digits (F/M agrees with hhh_sex 85% of the time); the
     # digits start with a tag derived from the seed, so different seeds do not collide.
@@ -194,8 +384,11 @@ def generate_households(rows: int, seed: int = 0, bad_rate: float = 0.0, *,
     nulls[:, 3] |= perennial == 0  # no perennials, no banana wilt answer
     frame = frame.with_columns(
         *(pl.when(pl.lit(nulls[:, i])).then(None).otherwise(x).alias(x) for i, x in enumerate(_NULLABLE)),
-        pl.when(dist == "Rubanda").then(pl.concat_str(code, vvv, sex, digits, separator="-"))
-        .otherwise(pl.concat_str(code, vvv, given, pl.concat_str(dist.str.slice(0, 1), digits), separator="-"))
+        pl.when(dist == "Rubanda")
+        .then(pl.concat_str(code, vvv, sex, digits, separator="-"))
+        .otherwise(
+            pl.concat_str(code, vvv, given, pl.concat_str(dist.str.slice(0, 1), digits), separator="-")
+        )
         .alias("household_id"),
     ).select(pl.col(x).cast(c.column(x).polars_dtype) for x in c.CANONICAL_NAMES)
     if with_metadata:
@@ -209,8 +402,12 @@ def _officers() -> tuple[pl.DataFrame, np.ndarray, np.ndarray]:
     """30 field officers grouped by district (10/8/6/6), each with one device."""
     rng, counts = np.random.default_rng(7), np.array([10, 8, 6, 6])
     ids = rng.choice(np.arange(100, 1000), counts.sum(), replace=False)
-    officers = pl.DataFrame({"officer_id": [f"FO-{i}" for i in ids],
-                             "device_id": [f"WM-{x:06x}" for x in rng.integers(0, 16**6, len(ids))]})
+    officers = pl.DataFrame(
+        {
+            "officer_id": [f"FO-{i}" for i in ids],
+            "device_id": [f"WM-{x:06x}" for x in rng.integers(0, 16**6, len(ids))],
+        }
+    )
     return officers, counts, np.cumsum(counts) - counts
 
 
@@ -220,16 +417,30 @@ def _metadata(rng: np.random.Generator, d: np.ndarray) -> pl.DataFrame:
     raw = rng.integers(0, 256, (n, 16), dtype=np.uint8)
     raw[:, 6], raw[:, 8] = (raw[:, 6] & 0x0F) | 0x40, (raw[:, 8] & 0x3F) | 0x80  # uuid4 version and variant
     hx = pl.col("hex")
-    secs = int(QUARTER_START.timestamp()) + rng.integers(0, 92, n) * 86400 + rng.integers(4 * 3600, 15 * 3600, n)
+    secs = (
+        int(QUARTER_START.timestamp()) + rng.integers(0, 92, n) * 86400 + rng.integers(4 * 3600, 15 * 3600, n)
+    )
     picked: npt.NDArray[np.int64] = starts[d] + (rng.random(n) * counts[d]).astype(np.int64)
-    return officers[picked].with_columns(
-        hex=pl.Series(np.frombuffer(raw.tobytes().hex().encode(), dtype="S32")).cast(pl.String),
-        secs=pl.Series(secs), app_version=pl.Series(rng.choice(["2.3.0", "2.3.1", "2.4.0"], n, p=[0.2, 0.6, 0.2])),
-    ).select(
-        instance_id=pl.concat_str(pl.lit("uuid:"), pl.concat_str(
-            [hx.str.slice(a, b - a) for a, b in ((0, 8), (8, 12), (12, 16), (16, 20), (20, 32))], separator="-")),
-        submitted_at=pl.from_epoch("secs", "s").dt.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        officer_id="officer_id", device_id="device_id", app_version="app_version",
+    return (
+        officers[picked]
+        .with_columns(
+            hex=pl.Series(np.frombuffer(raw.tobytes().hex().encode(), dtype="S32")).cast(pl.String),
+            secs=pl.Series(secs),
+            app_version=pl.Series(rng.choice(["2.3.0", "2.3.1", "2.4.0"], n, p=[0.2, 0.6, 0.2])),
+        )
+        .select(
+            instance_id=pl.concat_str(
+                pl.lit("uuid:"),
+                pl.concat_str(
+                    [hx.str.slice(a, b - a) for a, b in ((0, 8), (8, 12), (12, 16), (16, 20), (20, 32))],
+                    separator="-",
+                ),
+            ),
+            submitted_at=pl.from_epoch("secs", "s").dt.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            officer_id="officer_id",
+            device_id="device_id",
+            app_version="app_version",
+        )
     )
 
 
@@ -237,7 +448,9 @@ def _metadata(rng: np.random.Generator, d: np.ndarray) -> pl.DataFrame:
 _Fault: TypeAlias = pl.Series | npt.NDArray[Any] | list[str] | str | int | float | None
 
 
-def _inject(frame: pl.DataFrame, rng: np.random.Generator, bad_rate: float) -> tuple[pl.DataFrame, dict[int, str]]:
+def _inject(
+    frame: pl.DataFrame, rng: np.random.Generator, bad_rate: float
+) -> tuple[pl.DataFrame, dict[int, str]]:
     """Give round(bad_rate * rows) random rows (never row 0) exactly one fault each."""
     n = frame.height
     k = min(round(bad_rate * n), n - 1)
@@ -249,12 +462,19 @@ def _inject(frame: pl.DataFrame, rng: np.random.Generator, bad_rate: float) -> t
     cols, is_clean = {x: frame[x].clone() for x in frame.columns}, np.ones(n, dtype=bool)
     is_clean[rows] = False
     clean = np.flatnonzero(is_clean)
-    fixed: dict[str, tuple[str, _Fault]] = {"sentinel_phones": ("phones_owned", -99), "household_too_large": ("household_size", 27),
-             "land_too_large": ("agriculture_land", 90.0), "radios_typo": ("radios_owned", 21),
-             "water_instant": ("time_to_water", 0.001), "opd_zero": ("time_to_opd", 0.0),
-             "backtick_business": ("business_count", "`"), "missing_required": ("household_size", None),
-             "formula_cell": ("village", '=HYPERLINK("http://x","y")'), "vsla_token": ("vsla_profits_ugx", 1.0),
-             "no_land_but_crops": ("agriculture_land", 0.0)}
+    fixed: dict[str, tuple[str, _Fault]] = {
+        "sentinel_phones": ("phones_owned", -99),
+        "household_too_large": ("household_size", 27),
+        "land_too_large": ("agriculture_land", 90.0),
+        "radios_typo": ("radios_owned", 21),
+        "water_instant": ("time_to_water", 0.001),
+        "opd_zero": ("time_to_opd", 0.0),
+        "backtick_business": ("business_count", "`"),
+        "missing_required": ("household_size", None),
+        "formula_cell": ("village", '=HYPERLINK("http://x","y")'),
+        "vsla_token": ("vsla_profits_ugx", 1.0),
+        "no_land_but_crops": ("agriculture_land", 0.0),
+    }
 
     def put(name: str, idx: np.ndarray, values: _Fault) -> None:
         s = cols[name]
@@ -273,28 +493,52 @@ def _inject(frame: pl.DataFrame, rng: np.random.Generator, bad_rate: float) -> t
             put("vsla_profits_usd", idx, 1.0 / RATE)
             put("saves_in_vsla", idx, 1)
         elif kind == "no_land_but_crops":
-            put("season1_crops_planted", idx, np.maximum(cols["season1_crops_planted"].gather(idx).to_numpy(), 2))
+            put(
+                "season1_crops_planted",
+                idx,
+                np.maximum(cols["season1_crops_planted"].gather(idx).to_numpy(), 2),
+            )
         elif kind == "text_in_number":  # "about 200" typed into a money column
             which = rng.choice(["remittances_income", "business_income", "casual_labour_income"], len(idx))
             for name in np.unique(which):
                 sub = idx[which == name]
-                put(name, sub, [f"about {max(10, round(x / 10) * 10)}" for x in cols[name].gather(sub).cast(float)])
+                put(
+                    name,
+                    sub,
+                    [f"about {max(10, round(x / 10) * 10)}" for x in cols[name].gather(sub).cast(float)],
+                )
         elif kind == "broken_derivation":  # the total is off; its dependants are left as they were
             put("household_income", idx, cols["household_income"].gather(idx) + 50.0)
         elif kind == "repeated_household_id":  # an earlier clean row's id, with this row's own answers
-            put("household_id", idx, cols["household_id"].gather(
-                clean[(rng.random(len(idx)) * np.searchsorted(clean, idx)).astype(np.int64)]))
+            put(
+                "household_id",
+                idx,
+                cols["household_id"].gather(
+                    clean[(rng.random(len(idx)) * np.searchsorted(clean, idx)).astype(np.int64)]
+                ),
+            )
         elif kind == "bad_id_format":  # a one-letter name part (`MIT-NYA-B-M8841`) or an embedded comma
             short = ids.str.replace(r"^(\w{3}-\w{3}-\w)\w+-", "${1}-")
             comma = ids.str.replace(r"^(\w{3}-\w{3}-[^-]+)-", "${1},-")
-            put("household_id", idx, pl.select(pl.when(pl.lit(rng.random(len(idx)) < 0.5) & (short != ids))
-                                               .then(short).otherwise(comma)).to_series())
+            put(
+                "household_id",
+                idx,
+                pl.select(
+                    pl.when(pl.lit(rng.random(len(idx)) < 0.5) & (short != ids)).then(short).otherwise(comma)
+                ).to_series(),
+            )
         elif kind == "cluster_not_in_district":
-            others = [[x for k2, cl in c.DISTRICT_CLUSTERS.items() if k2 != k1 for x in cl]
-                      for k1 in cols["district"].gather(idx)]
+            others = [
+                [x for k2, cl in c.DISTRICT_CLUSTERS.items() if k2 != k1 for x in cl]
+                for k1 in cols["district"].gather(idx)
+            ]
             put("cluster", idx, [o[rng.integers(0, len(o))] for o in others])
         elif kind == "lowercase_id":  # `Kan-kih-mac-k4633` style, or all lower case
-            put("household_id", idx, [x.capitalize() if i % 2 else x for i, x in enumerate(ids.str.to_lowercase())])
+            put(
+                "household_id",
+                idx,
+                [x.capitalize() if i % 2 else x for i, x in enumerate(ids.str.to_lowercase())],
+            )
         elif kind == "padded_text":
             name = "district" if rng.random() < 0.5 else "village"
             put(name, idx, [f"  {x} " for x in cols[name].gather(idx)])
@@ -308,16 +552,36 @@ def to_source_frame(frame: pl.DataFrame) -> pl.DataFrame:
 
 def _kobo_frame(frame: pl.DataFrame) -> pl.DataFrame:
     """A KoboToolbox-style export: group-prefixed questions, `deviceid`, a meta group and system columns."""
-    groups = ((3, "location"), (5, "household"), (7, "access"), (11, "agriculture"), (13, "savings"), (46, "income"),
-              (51, "household"), (56, "livelihood"), (58, "agriculture"), (59, "household"), (99, "practices"))
-    system = {"deviceid": "device_id", "_uuid": "instance_id", "_submission_time": "submitted_at",
-              "_submitted_by": "officer_id", "__version__": "app_version"}
+    groups = (
+        (3, "location"),
+        (5, "household"),
+        (7, "access"),
+        (11, "agriculture"),
+        (13, "savings"),
+        (46, "income"),
+        (51, "household"),
+        (56, "livelihood"),
+        (58, "agriculture"),
+        (59, "household"),
+        (99, "practices"),
+    )
+    system = {
+        "deviceid": "device_id",
+        "_uuid": "instance_id",
+        "_submission_time": "submitted_at",
+        "_submitted_by": "officer_id",
+        "__version__": "app_version",
+    }
     return frame.select(
-        *(pl.col(col.name).alias(f"{next(g for end, g in groups if i < end)}/{col.source}")
-          for i, col in enumerate(c.COLUMNS) if col.name in frame.columns),
+        *(
+            pl.col(col.name).alias(f"{next(g for end, g in groups if i < end)}/{col.source}")
+            for i, col in enumerate(c.COLUMNS)
+            if col.name in frame.columns
+        ),
         pl.lit(None, pl.String).alias("meta/deprecatedID"),
         *(pl.col(src).alias(dst) for dst, src in system.items() if src in frame.columns),
-        (pl.int_range(pl.len()) + 100_001).alias("_id"), (pl.int_range(pl.len()) + 1).alias("_index"),
+        (pl.int_range(pl.len()) + 100_001).alias("_id"),
+        (pl.int_range(pl.len()) + 1).alias("_index"),
     )
 
 
@@ -326,7 +590,11 @@ def write_households(frame: pl.DataFrame, path: Path, fmt: str = "csv") -> Path:
     path, src = Path(path), to_source_frame(frame)
     # The real CSV repeats `VSLA_Profits` and `Assets`; pandas' `.1` names exist only after reading it.
     header = [h.removesuffix(".1") if h in ("VSLA_Profits.1", "Assets.1") else h for h in src.columns]
-    text = {"csv": (",", "\n", b""), "tsv": ("\t", "\n", b""), "csv-semicolon": (";", "\r\n", codecs.BOM_UTF8)}
+    text = {
+        "csv": (",", "\n", b""),
+        "tsv": ("\t", "\n", b""),
+        "csv-semicolon": (";", "\r\n", codecs.BOM_UTF8),
+    }
     if fmt in text:
         sep, eol, bom = text[fmt]
         with path.open("wb") as fh:
@@ -338,12 +606,16 @@ def write_households(frame: pl.DataFrame, path: Path, fmt: str = "csv") -> Path:
             for part in src.iter_slices(200_000):
                 fh.write(part.write_csv(include_header=False).encode("utf-16-le"))
     elif fmt in ("kobo", "json", "jsonl", "parquet"):
-        {"kobo": lambda: _kobo_frame(frame).write_csv(path), "json": lambda: src.write_json(path),
-         "jsonl": lambda: src.write_ndjson(path),
-         "parquet": lambda: src.write_parquet(path, compression="zstd")}[fmt]()
+        {
+            "kobo": lambda: _kobo_frame(frame).write_csv(path),
+            "json": lambda: src.write_json(path),
+            "jsonl": lambda: src.write_ndjson(path),
+            "parquet": lambda: src.write_parquet(path, compression="zstd"),
+        }[fmt]()
     elif fmt == "xlsx":  # literal text only: a '=' cell must stay text, never become a live formula
-        book = xlsxwriter.Workbook(path, {"constant_memory": True, "strings_to_formulas": False,
-                                          "strings_to_urls": False})
+        book = xlsxwriter.Workbook(
+            path, {"constant_memory": True, "strings_to_formulas": False, "strings_to_urls": False}
+        )
         notes = book.add_worksheet("notes")
         notes.write(0, 0, "Synthetic RTV household survey from tasks.ingest.generate: no real households.")
         notes.write(1, 0, "Money is USD per year except VSLA_Profits, Assets and pesticide spend (UGX).")

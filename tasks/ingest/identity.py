@@ -43,7 +43,9 @@ def _numeric_bytes(frame: pl.DataFrame) -> pl.Series:
     """Each row's numbers as their little-endian IEEE-754 bytes (nulls as NaN), one Binary value per row."""
     numbers = np.ascontiguousarray(frame.select(pl.col(_NUMERIC).cast(pl.Float64)).to_numpy(), dtype="<f8")
     width = 8 * len(_NUMERIC)
-    packed = pa.FixedSizeBinaryArray.from_buffers(pa.binary(width), frame.height, [None, pa.py_buffer(numbers)])
+    packed = pa.FixedSizeBinaryArray.from_buffers(
+        pa.binary(width), frame.height, [None, pa.py_buffer(numbers)]
+    )
     return pl.Series("_numbers", packed).cast(pl.Binary)
 
 
@@ -54,16 +56,24 @@ def add_identity(frame: pl.DataFrame, keyring: Keyring) -> pl.DataFrame:
     library formats floats: a file re-sent after an upgrade is still recognised.
     """
     text = pl.concat_str([pl.col(c).fill_null("\x00") for c in _TEXT], separator="\x1f")
-    content = hmac_expr(keyring, pl.concat_str([hmac_expr(keyring, pl.col("_numbers")), text], separator="\x1f"))
+    content = hmac_expr(
+        keyring, pl.concat_str([hmac_expr(keyring, pl.col("_numbers")), text], separator="\x1f")
+    )
     household = pl.col("household_id")
-    return frame.with_columns(_numeric_bytes(frame)).with_columns(
-        content.alias(CONTENT),
-        pl.coalesce(hmac_expr(keyring, "iid:" + pl.col("instance_id")), content).alias(IDENTITY),
-        pseudonym_expr(keyring, household).alias(PSEUDONYM),
-        (household.str.slice(0, 3) + household.str.slice(3).str.replace_all("[A-Z]", "X")
-         .str.replace_all("[0-9]", "9")).alias(ID_SHAPE),
-        household.str.slice(0, 3).alias(ID_DISTRICT),
-    ).drop("_numbers")
+    return (
+        frame.with_columns(_numeric_bytes(frame))
+        .with_columns(
+            content.alias(CONTENT),
+            pl.coalesce(hmac_expr(keyring, "iid:" + pl.col("instance_id")), content).alias(IDENTITY),
+            pseudonym_expr(keyring, household).alias(PSEUDONYM),
+            (
+                household.str.slice(0, 3)
+                + household.str.slice(3).str.replace_all("[A-Z]", "X").str.replace_all("[0-9]", "9")
+            ).alias(ID_SHAPE),
+            household.str.slice(0, 3).alias(ID_DISTRICT),
+        )
+        .drop("_numbers")
+    )
 
 
 def identity_keys(frame: pl.DataFrame) -> list[tuple[str, str]]:
@@ -81,13 +91,14 @@ def drop_duplicates(frame: pl.DataFrame, earlier: dict[str, str]) -> Deduplicate
     first = frame.filter(frame[IDENTITY].is_first_distinct()) if repeated.any() else frame
     within = frame.height - first.height
     if earlier:
-        held = pl.DataFrame({IDENTITY: list(earlier), "_earlier_content": list(earlier.values())},
-                            schema={IDENTITY: pl.String, "_earlier_content": pl.String})
+        held = pl.DataFrame(
+            {IDENTITY: list(earlier), "_earlier_content": list(earlier.values())},
+            schema={IDENTITY: pl.String, "_earlier_content": pl.String},
+        )
         first = first.join(held, on=IDENTITY, how="left", maintain_order="left")
         known = pl.col("_earlier_content").is_not_null()
         repeat = known & (pl.col("_earlier_content") == pl.col(CONTENT))
-        kept = (first.filter(~repeat).with_columns((known & ~repeat).alias(CONFLICT))
-                .drop("_earlier_content"))
+        kept = first.filter(~repeat).with_columns((known & ~repeat).alias(CONFLICT)).drop("_earlier_content")
     else:
         kept = first.with_columns(pl.lit(False).alias(CONFLICT))
     return Deduplicated(kept, within, first.height - kept.height)
@@ -97,6 +108,9 @@ def protect_identifiers(frame: pl.DataFrame, keyring: Keyring) -> pl.DataFrame:
     """Replace plaintext identifiers with sealed tokens (`<name>_enc`, data key in `pii_key`) and pseudonyms."""
     wrapped, sealed = seal_columns(keyring, {name: frame[name] for name in ENCRYPTED})
     added = [sealed[name].alias(encrypted) for name, encrypted in ENCRYPTED.items()]
-    added += [pseudonymize(keyring, frame[name]).alias(alias)
-              for name, alias in PSEUDONYMS.items() if alias not in frame.columns]
+    added += [
+        pseudonymize(keyring, frame[name]).alias(alias)
+        for name, alias in PSEUDONYMS.items()
+        if alias not in frame.columns
+    ]
     return frame.with_columns(*added, pl.lit(wrapped).alias(PII_KEY)).drop(list(ENCRYPTED))

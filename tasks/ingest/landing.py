@@ -68,19 +68,44 @@ def seal(keyring: Keyring, data: bytes) -> Sealed:
     """Encrypt bytes held in memory exactly as `land` does a stream (EmptyUpload for none)."""
     if not data:
         raise EmptyUpload("the upload is empty")
-    return Sealed(hashlib.sha256(data).hexdigest(), len(data), b"".join(encrypt_stream(keyring, _chunks(data))))
+    return Sealed(
+        hashlib.sha256(data).hexdigest(), len(data), b"".join(encrypt_stream(keyring, _chunks(data)))
+    )
 
 
-def ingestion_row(ingestion_id: str, sha256: str, size: int, *, source_name: str, door: str,
-                  filename: str | None = None, submitted_by: str | None = None) -> dict[str, Any]:
+def ingestion_row(
+    ingestion_id: str,
+    sha256: str,
+    size: int,
+    *,
+    source_name: str,
+    door: str,
+    filename: str | None = None,
+    submitted_by: str | None = None,
+) -> dict[str, Any]:
     """The catalog fields of a `landed` ingestion whose object is at its raw key."""
-    return {"id": ingestion_id, "source": source_name[:120], "door": door, "filename": (filename or "")[-255:] or None,
-            "sha256": sha256, "size_bytes": size, "raw_key": raw_key(ingestion_id), "status": "landed",
-            "submitted_by": submitted_by}
+    return {
+        "id": ingestion_id,
+        "source": source_name[:120],
+        "door": door,
+        "filename": (filename or "")[-255:] or None,
+        "sha256": sha256,
+        "size_bytes": size,
+        "raw_key": raw_key(ingestion_id),
+        "status": "landed",
+        "submitted_by": submitted_by,
+    }
 
 
-def land(rt: Runtime, source: bytes | BinaryIO | Path, *, source_name: str, door: str,
-         filename: str | None = None, submitted_by: str | None = None) -> Landed:
+def land(
+    rt: Runtime,
+    source: bytes | BinaryIO | Path,
+    *,
+    source_name: str,
+    door: str,
+    filename: str | None = None,
+    submitted_by: str | None = None,
+) -> Landed:
     """Store the bytes encrypted in the raw zone and catalog them as `landed`; identical bytes are not stored twice.
 
     The client's file name is kept as metadata only; the object key comes from the ingestion id.
@@ -117,27 +142,50 @@ def land(rt: Runtime, source: bytes | BinaryIO | Path, *, source_name: str, door
     finally:
         Path(staging).unlink(missing_ok=True)
     try:
-        rt.catalog.add_ingestion(**ingestion_row(ingestion_id, sha256, size, source_name=source_name, door=door,
-                                                 filename=filename, submitted_by=submitted_by))
+        rt.catalog.add_ingestion(
+            **ingestion_row(
+                ingestion_id,
+                sha256,
+                size,
+                source_name=source_name,
+                door=door,
+                filename=filename,
+                submitted_by=submitted_by,
+            )
+        )
     except DuplicateFile as race:  # the same bytes landed concurrently: keep the first copy only
         rt.store.delete(key)
         return Landed(race.earlier.id, sha256, size, duplicate_of=race.earlier)
     return Landed(ingestion_id, sha256, size)
 
 
-def accept_file(rt: Runtime, source: bytes | BinaryIO | Path, *, door: str, source_name: str,
-                filename: str | None = None, submitted_by: str | None = None,
-                file_format: str | None = None) -> Landed:
+def accept_file(
+    rt: Runtime,
+    source: bytes | BinaryIO | Path,
+    *,
+    door: str,
+    source_name: str,
+    filename: str | None = None,
+    submitted_by: str | None = None,
+    file_format: str | None = None,
+) -> Landed:
     """Land a file and, unless identical bytes were landed before, audit it as `landed` by the submitter (or door).
 
     Every door writes the same detail: door, size and the format when the door sniffed it. Never the file name
     (a clerk may name a file after a person, and audit rows are never erased) nor anything read from the file;
     the ingestion id, the row's target, leads to the catalog's metadata.
     """
-    landed = land(rt, source, source_name=source_name, door=door, filename=filename, submitted_by=submitted_by)
+    landed = land(
+        rt, source, source_name=source_name, door=door, filename=filename, submitted_by=submitted_by
+    )
     if not landed.is_duplicate:
-        audit.record(rt.catalog, submitted_by or door, "landed", landed.ingestion_id,
-                     {"door": door, "bytes": landed.size_bytes, "format": file_format})
+        audit.record(
+            rt.catalog,
+            submitted_by or door,
+            "landed",
+            landed.ingestion_id,
+            {"door": door, "bytes": landed.size_bytes, "format": file_format},
+        )
     return landed
 
 

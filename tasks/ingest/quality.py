@@ -34,11 +34,22 @@ class FailedIngestion(TypedDict):
 
 
 # functional form: "from" is a Python keyword
-QualitySummary = TypedDict("QualitySummary", {
-    "from": str, "to": str, "ingestions": int, "by_status": dict[str, int], "rows_received": int,
-    "rows_accepted": int, "rows_quarantined": int, "pass_rate": float | None, "quarantine_reasons": dict[str, int],
-    "failed": list[FailedIngestion], "per_ingestion": list[IngestionQuality],
-})
+QualitySummary = TypedDict(
+    "QualitySummary",
+    {
+        "from": str,
+        "to": str,
+        "ingestions": int,
+        "by_status": dict[str, int],
+        "rows_received": int,
+        "rows_accepted": int,
+        "rows_quarantined": int,
+        "pass_rate": float | None,
+        "quarantine_reasons": dict[str, int],
+        "failed": list[FailedIngestion],
+        "per_ingestion": list[IngestionQuality],
+    },
+)
 
 
 def quality_summary(catalog: Catalog, *, days: float, now: datetime | None = None) -> QualitySummary:
@@ -54,21 +65,37 @@ def quality_summary(catalog: Catalog, *, days: float, now: datetime | None = Non
         report = i.report or {}
         reasons.update(report.get("quarantine_reasons", {}))
         validated = (i.rows_accepted or 0) + (i.rows_quarantined or 0)
-        rows.append({"ingestion_id": i.id, "source": i.source, "door": i.door, "received": i.rows_received or 0,
-                     "accepted": i.rows_accepted or 0, "quarantined": i.rows_quarantined or 0,
-                     "duplicate": i.rows_duplicate or 0, "pass_rate": round((i.rows_accepted or 0) / validated, 4)
-                     if validated else None, "completeness": report.get("completeness")})
+        rows.append(
+            {
+                "ingestion_id": i.id,
+                "source": i.source,
+                "door": i.door,
+                "received": i.rows_received or 0,
+                "accepted": i.rows_accepted or 0,
+                "quarantined": i.rows_quarantined or 0,
+                "duplicate": i.rows_duplicate or 0,
+                "pass_rate": round((i.rows_accepted or 0) / validated, 4) if validated else None,
+                "completeness": report.get("completeness"),
+            }
+        )
     received = sum(r["received"] for r in rows)
     accepted = sum(r["accepted"] for r in rows)
     quarantined = sum(r["quarantined"] for r in rows)
     return {
-        "from": since.isoformat(timespec="seconds"), "to": end.isoformat(timespec="seconds"),
-        "ingestions": len(ingestions), "by_status": dict(statuses),
-        "rows_received": received, "rows_accepted": accepted, "rows_quarantined": quarantined,
+        "from": since.isoformat(timespec="seconds"),
+        "to": end.isoformat(timespec="seconds"),
+        "ingestions": len(ingestions),
+        "by_status": dict(statuses),
+        "rows_received": received,
+        "rows_accepted": accepted,
+        "rows_quarantined": quarantined,
         "pass_rate": round(accepted / (accepted + quarantined), 4) if accepted + quarantined else None,
         "quarantine_reasons": dict(reasons.most_common()),
-        "failed": [{"ingestion_id": i.id, "status": i.status, "error": i.error} for i in ingestions
-                   if i.status in ("failed", "rejected")],
+        "failed": [
+            {"ingestion_id": i.id, "status": i.status, "error": i.error}
+            for i in ingestions
+            if i.status in ("failed", "rejected")
+        ],
         "per_ingestion": rows,
     }
 
@@ -77,14 +104,21 @@ def quality_markdown(summary: QualitySummary, title: str) -> str:
     """The summary as a short markdown report."""
     statuses = ", ".join(f"{k}: {v}" for k, v in summary["by_status"].items()) or "none"
     rate = f"; pass rate {summary['pass_rate']:.1%}." if summary["pass_rate"] is not None else "."
-    lines = [f"# {title}", "", f"{summary['from']} → {summary['to']}", "",
-             f"**{summary['ingestions']}** ingestions ({statuses}); **{summary['rows_received']:,}** rows received, "
-             f"{summary['rows_accepted']:,} accepted, {summary['rows_quarantined']:,} quarantined{rate}", ""]
+    lines = [
+        f"# {title}",
+        "",
+        f"{summary['from']} → {summary['to']}",
+        "",
+        f"**{summary['ingestions']}** ingestions ({statuses}); **{summary['rows_received']:,}** rows received, "
+        f"{summary['rows_accepted']:,} accepted, {summary['rows_quarantined']:,} quarantined{rate}",
+        "",
+    ]
     if summary["quarantine_reasons"]:
         lines += ["| quarantine rule | rows |", "|---|---:|"]
         lines += [f"| {k} | {v:,} |" for k, v in list(summary["quarantine_reasons"].items())[:15]]
         lines.append("")
     if summary["failed"]:
-        lines += ["## Failed or rejected", ""] + [f"- `{f['ingestion_id']}` {f['status']}: {f['error']}"
-                                                   for f in summary["failed"]]
+        lines += ["## Failed or rejected", ""] + [
+            f"- `{f['ingestion_id']}` {f['status']}: {f['error']}" for f in summary["failed"]
+        ]
     return "\n".join(lines)

@@ -107,7 +107,7 @@ def _encoding(head: bytes) -> str:
 
 
 def sniff_format(head: bytes) -> str:
-    """"csv", "xlsx", "json", "jsonl" or "parquet" from the first bytes; RejectedFile for anything else."""
+    """ "csv", "xlsx", "json", "jsonl" or "parquet" from the first bytes; RejectedFile for anything else."""
     if head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
         return "xlsx"
     if head.startswith(b"PAR1"):
@@ -171,7 +171,9 @@ def _split(line: bytes, sep: str) -> list[str]:
     return [f.replace("\0", "\r") for f in next(csv.reader([text], delimiter=sep), [])]
 
 
-def _read_csv(data: bytes, caps: ReadCaps, _score: ScoreHeader | None, piece_bytes: int | None = None) -> ReadResult:
+def _read_csv(
+    data: bytes, caps: ReadCaps, _score: ScoreHeader | None, piece_bytes: int | None = None
+) -> ReadResult:
     """All-String frame from delimited text; ragged rows are kept and described in `_row_defect`."""
     raw, encoding = _to_utf8(data)
     _check_lines(raw, caps.max_line_bytes)
@@ -183,8 +185,13 @@ def _read_csv(data: bytes, caps: ReadCaps, _score: ScoreHeader | None, piece_byt
     pieces = _pieces(raw, end + 1, piece_bytes) if piece_bytes and end >= 0 else []
     if len(pieces) > 1:
         first = _read_piece(raw, header, pieces[0], sep, caps)
-        return ReadResult(first, "csv", details, typed=False,
-                          rest=_read_pieces(raw, header, pieces[1:], sep, caps, first.height))
+        return ReadResult(
+            first,
+            "csv",
+            details,
+            typed=False,
+            rest=_read_pieces(raw, header, pieces[1:], sep, caps, first.height),
+        )
     frame = _csv_fast(raw, header, sep)
     if frame is None:
         frame = _csv_slow(raw, sep, caps)
@@ -216,8 +223,9 @@ def _read_piece(raw: bytes, header: bytes, span: tuple[int, int], sep: str, caps
     return frame if frame is not None else _csv_slow(text, sep, caps)
 
 
-def _read_pieces(raw: bytes, header: bytes, spans: list[tuple[int, int]], sep: str, caps: ReadCaps,
-                 rows: int) -> Iterator[pl.DataFrame]:
+def _read_pieces(
+    raw: bytes, header: bytes, spans: list[tuple[int, int]], sep: str, caps: ReadCaps, rows: int
+) -> Iterator[pl.DataFrame]:
     for span in spans:
         try:
             frame = _read_piece(raw, header, span, sep, caps)
@@ -231,11 +239,20 @@ def _read_pieces(raw: bytes, header: bytes, spans: list[tuple[int, int]], sep: s
         yield frame
 
 
-def _polars_csv(raw: bytes, names: list[str], sep: str, *, truncate_ragged_lines: bool = False) -> pl.DataFrame:
+def _polars_csv(
+    raw: bytes, names: list[str], sep: str, *, truncate_ragged_lines: bool = False
+) -> pl.DataFrame:
     """All-String polars read of `raw` under the given header names."""
     # null_values: a quoted empty cell is missing too, not ""
-    return pl.read_csv(raw, has_header=True, new_columns=names, separator=sep, infer_schema=False, null_values="",
-                       truncate_ragged_lines=truncate_ragged_lines)
+    return pl.read_csv(
+        raw,
+        has_header=True,
+        new_columns=names,
+        separator=sep,
+        infer_schema=False,
+        null_values="",
+        truncate_ragged_lines=truncate_ragged_lines,
+    )
 
 
 def _csv_fast(raw: bytes, header: bytes, sep: str) -> pl.DataFrame | None:
@@ -313,8 +330,12 @@ def _check_zip(data: bytes, caps: ReadCaps) -> None:
         raise RejectedFile("the file is a zip archive but not an Excel workbook (.xlsx)")
     total = sum(m.file_size for m in members)
     if total > caps.max_decompressed_bytes:
-        raise RejectedFile(f"the workbook unpacks to {total:,} bytes; the limit is {caps.max_decompressed_bytes:,}")
-    ratio = max((m.file_size / max(m.compress_size, 1) for m in members if m.file_size > _BOMB_MIN_BYTES), default=0)
+        raise RejectedFile(
+            f"the workbook unpacks to {total:,} bytes; the limit is {caps.max_decompressed_bytes:,}"
+        )
+    ratio = max(
+        (m.file_size / max(m.compress_size, 1) for m in members if m.file_size > _BOMB_MIN_BYTES), default=0
+    )
     if ratio > _BOMB_RATIO:
         raise RejectedFile(f"the workbook is compressed {ratio:,.0f} to 1, which looks like a zip bomb")
 
@@ -344,10 +365,16 @@ def _read_xlsx(data: bytes, caps: ReadCaps, score_header: ScoreHeader | None) ->
         raise RejectedFile("the workbook has no sheet with a header row")
     _, sheet, names = best
     n_rows = caps.max_rows + 1
-    batch, errors = reader.load_sheet(sheet, header_row=0, n_rows=n_rows, schema_sample_rows=None).to_arrow_with_errors()
-    if errors and errors.errors:  # a column mixing numbers and text would lose its text cells: read it as text
+    batch, errors = reader.load_sheet(
+        sheet, header_row=0, n_rows=n_rows, schema_sample_rows=None
+    ).to_arrow_with_errors()
+    if (
+        errors and errors.errors
+    ):  # a column mixing numbers and text would lose its text cells: read it as text
         text: fastexcel.DTypeMap = {e.position[1]: "string" for e in errors.errors}
-        batch = reader.load_sheet(sheet, dtypes=text, header_row=0, n_rows=n_rows, schema_sample_rows=None).to_arrow()
+        batch = reader.load_sheet(
+            sheet, dtypes=text, header_row=0, n_rows=n_rows, schema_sample_rows=None
+        ).to_arrow()
     frame = pl.DataFrame(batch)
     if frame.height > caps.max_rows:
         raise _too_many_rows(caps)
@@ -377,7 +404,9 @@ def _column(values: list[object]) -> pl.Series:
     values = [json.dumps(v) if isinstance(v, dict | list) else v for v in values]
     kinds = {type(v) for v in values if v is not None}
     if kinds == {int, float}:
-        values = [float(v) if isinstance(v, int | float) else None for v in values]  # only ints, floats, None here
+        values = [
+            float(v) if isinstance(v, int | float) else None for v in values
+        ]  # only ints, floats, None here
     elif len(kinds) > 1 or not kinds:
         values = [v if v is None or isinstance(v, str) else json.dumps(v) for v in values]
         return pl.Series(values, dtype=pl.String)
@@ -431,8 +460,13 @@ _READERS: dict[str, Callable[[bytes, ReadCaps, ScoreHeader | None], ReadResult]]
 }
 
 
-def read_table(data: bytes, caps: ReadCaps = DEFAULT_CAPS, score_header: ScoreHeader | None = None, *,
-               piece_bytes: int | None = None) -> ReadResult:
+def read_table(
+    data: bytes,
+    caps: ReadCaps = DEFAULT_CAPS,
+    score_header: ScoreHeader | None = None,
+    *,
+    piece_bytes: int | None = None,
+) -> ReadResult:
     """Read an upload of any supported format; RejectedFile with a one-line reason for anything unreadable.
 
     With `piece_bytes`, a CSV larger than that is read in pieces of about that size (see ReadResult).
@@ -443,8 +477,11 @@ def read_table(data: bytes, caps: ReadCaps = DEFAULT_CAPS, score_header: ScoreHe
         raise RejectedFile(f"the file is {len(data):,} bytes; the limit is {caps.max_bytes:,}")
     fmt = sniff_format(data[:_HEAD])
     try:
-        result = (_read_csv(data, caps, score_header, piece_bytes) if fmt == "csv"
-                  else _READERS[fmt](data, caps, score_header))
+        result = (
+            _read_csv(data, caps, score_header, piece_bytes)
+            if fmt == "csv"
+            else _READERS[fmt](data, caps, score_header)
+        )
     except RejectedFile:
         raise
     except BaseException as exc:  # pyo3 panics derive from BaseException; parser messages may quote cells

@@ -10,8 +10,9 @@ from pydantic import BaseModel, Field
 if TYPE_CHECKING:
     from tasks.platform.catalog import Ingestion
 
-Status = Literal["landed", "running", "completed", "completed_with_quarantine", "duplicate_file", "rejected",
-                 "failed"]
+Status = Literal[
+    "landed", "running", "completed", "completed_with_quarantine", "duplicate_file", "rejected", "failed"
+]
 
 
 class ImportReport(BaseModel):
@@ -71,7 +72,10 @@ class ImportReport(BaseModel):
         if self.reason:
             lines += [f"**Reason:** {self.reason}", ""]
         if self.duplicate_of:
-            lines += [f"These bytes were already ingested as `{self.duplicate_of}`; nothing was stored again.", ""]
+            lines += [
+                f"These bytes were already ingested as `{self.duplicate_of}`; nothing was stored again.",
+                "",
+            ]
         lines += [
             "| rows received | accepted | quarantined | duplicate |",
             "|---:|---:|---:|---:|",
@@ -79,17 +83,26 @@ class ImportReport(BaseModel):
             "",
         ]
         if self.completeness is not None:
-            lines += [f"Completeness {self.completeness:.1%}; pass rate "
-                      f"{self.pass_rate:.1%}." if self.pass_rate is not None else "", ""]
-        for title, table in (("Quarantine reasons (rows)", self.quarantine_reasons), ("Fixes applied", self.fixes)):
+            lines += [
+                f"Completeness {self.completeness:.1%}; pass rate {self.pass_rate:.1%}."
+                if self.pass_rate is not None
+                else "",
+                "",
+            ]
+        for title, table in (
+            ("Quarantine reasons (rows)", self.quarantine_reasons),
+            ("Fixes applied", self.fixes),
+        ):
             if table:
                 lines += [f"## {title}", "", "| rule | count |", "|---|---:|"]
                 lines += [f"| {k} | {v:,} |" for k, v in sorted(table.items(), key=lambda kv: -kv[1])]
                 lines.append("")
         if self.batch_checks:
             lines += ["## Batch checks", "", "| check | passed | observed |", "|---|---|---:|"]
-            lines += [f"| {k} | {'yes' if v.get('passed') else '**no**'} | {_fmt(v.get('observed'))} |"
-                      for k, v in self.batch_checks.items()]
+            lines += [
+                f"| {k} | {'yes' if v.get('passed') else '**no**'} | {_fmt(v.get('observed'))} |"
+                for k, v in self.batch_checks.items()
+            ]
             lines.append("")
         if self.warnings:
             lines += ["## Warnings", "", *[f"- {w}" for w in self.warnings], ""]
@@ -108,9 +121,16 @@ def utc_iso(moment: datetime | None) -> str | None:
 
 def duplicate_report(earlier: Ingestion, sha256: str, size_bytes: int) -> ImportReport:
     """The report for bytes landed before: nothing new received or stored; points at the earlier ingestion."""
-    return ImportReport(ingestion_id=earlier.id, status="duplicate_file", source=earlier.source, door=earlier.door,
-                        sha256=sha256, size_bytes=size_bytes, duplicate_of=earlier.id,
-                        received_at=utc_iso(earlier.received_at))
+    return ImportReport(
+        ingestion_id=earlier.id,
+        status="duplicate_file",
+        source=earlier.source,
+        door=earlier.door,
+        sha256=sha256,
+        size_bytes=size_bytes,
+        duplicate_of=earlier.id,
+        received_at=utc_iso(earlier.received_at),
+    )
 
 
 def _fmt(value: Any) -> str:

@@ -87,8 +87,12 @@ def content_hash(answers: Mapping[str, Any]) -> str:
 
 _COLUMNS = (_T.c.instance_id, _T.c.version, _T.c.chain_id, _T.c.content_hash, _T.c.ingestion_id)
 # built once: constructing a statement costs more than running it on the hot path (one lookup per survey)
-_LATEST = (select(*_COLUMNS).where(_T.c.instance_id == bindparam("instance_id")).order_by(_T.c.version.desc())
-           .limit(1))
+_LATEST = (
+    select(*_COLUMNS)
+    .where(_T.c.instance_id == bindparam("instance_id"))
+    .order_by(_T.c.version.desc())
+    .limit(1)
+)
 _LATEST_OF = select(*_COLUMNS).where(_T.c.instance_id.in_(bindparam("ids", expanding=True)))
 _CHAIN_TOP = select(func.max(_T.c.version)).where(_T.c.chain_id == bindparam("chain_id"))
 _INSERT = insert(_T)
@@ -121,9 +125,14 @@ def _chain_top(catalog: Catalog, chain_id: str) -> int:
         return int(connection.execute(_CHAIN_TOP, {"chain_id": chain_id}).scalar() or 0)
 
 
-def decide(catalog: Catalog, instance_id: str, deprecated_id: str | None, digest: str,
-           pending: Mapping[str, Version] | None = None,
-           stored: Mapping[str, Version | None] | None = None) -> Decision:
+def decide(
+    catalog: Catalog,
+    instance_id: str,
+    deprecated_id: str | None,
+    digest: str,
+    pending: Mapping[str, Version] | None = None,
+    stored: Mapping[str, Version | None] | None = None,
+) -> Decision:
     """Replay, conflict or accept (with the version number), given what is stored and `pending` (same batch).
 
     `stored` (from `latest_of`) saves the per-id lookups for the ids it holds; other ids are looked up.
@@ -141,8 +150,11 @@ def decide(catalog: Catalog, instance_id: str, deprecated_id: str | None, digest
         if current.content_hash == digest:
             return Decision("replay", current.version, current.chain_id, current.ingestion_id)
         if deprecated_id != instance_id:
-            return Decision("conflict", reason="this instance id was already submitted with other answers; "
-                                               "an edit must name it in deprecated_id")
+            return Decision(
+                "conflict",
+                reason="this instance id was already submitted with other answers; "
+                "an edit must name it in deprecated_id",
+            )
         base = current
     elif deprecated_id is None:
         return Decision("accept", 1, instance_id)
@@ -150,19 +162,34 @@ def decide(catalog: Catalog, instance_id: str, deprecated_id: str | None, digest
         base = latest(deprecated_id)
         if base is None:
             return Decision("conflict", reason="deprecated_id names no submission this server holds")
-    top = max([_chain_top(catalog, base.chain_id)] +
-              [v.version for v in pending.values() if v.chain_id == base.chain_id])
+    top = max(
+        [_chain_top(catalog, base.chain_id)]
+        + [v.version for v in pending.values() if v.chain_id == base.chain_id]
+    )
     if base.version != top:
         return Decision("conflict", reason="deprecated_id names a version that a later edit has replaced")
     return Decision("accept", base.version + 1, base.chain_id)
 
 
-def submission_row(version: Version, *, ingestion_id: str, deprecated_id: str | None, submitted_by: str,
-                   received_at: datetime) -> SubmissionRow:
+def submission_row(
+    version: Version,
+    *,
+    ingestion_id: str,
+    deprecated_id: str | None,
+    submitted_by: str,
+    received_at: datetime,
+) -> SubmissionRow:
     """The survey_submissions row of one accepted version."""
-    return {"instance_id": version.instance_id, "version": version.version, "chain_id": version.chain_id,
-            "content_hash": version.content_hash, "ingestion_id": ingestion_id, "deprecated_id": deprecated_id,
-            "submitted_by": submitted_by, "received_at": received_at}
+    return {
+        "instance_id": version.instance_id,
+        "version": version.version,
+        "chain_id": version.chain_id,
+        "content_hash": version.content_hash,
+        "ingestion_id": ingestion_id,
+        "deprecated_id": deprecated_id,
+        "submitted_by": submitted_by,
+        "received_at": received_at,
+    }
 
 
 def landed_event(ingestion_id: str, submitted_by: str, at: datetime, detail: dict[str, Any]) -> AuditEventRow:
@@ -170,8 +197,13 @@ def landed_event(ingestion_id: str, submitted_by: str, at: datetime, detail: dic
     return {"at": at, "actor": submitted_by, "action": "landed", "target": ingestion_id, "detail": detail}
 
 
-def record_group(catalog: Catalog, *, ingestions: Sequence[dict[str, Any]], submissions: Sequence[SubmissionRow],
-                 events: Sequence[AuditEventRow]) -> None:
+def record_group(
+    catalog: Catalog,
+    *,
+    ingestions: Sequence[dict[str, Any]],
+    submissions: Sequence[SubmissionRow],
+    events: Sequence[AuditEventRow],
+) -> None:
     """Insert ingestions, survey versions and audit events in ONE transaction; SubmissionRace if any row clashes."""
     try:
         with catalog.write_lock, catalog.engine.begin() as connection:
@@ -185,12 +217,27 @@ def record_group(catalog: Catalog, *, ingestions: Sequence[dict[str, Any]], subm
         raise SubmissionRace("a row of the group was stored by another request first") from None
 
 
-def record(catalog: Catalog, versions: Sequence[Version], *, ingestion_id: str, deprecated: Mapping[str, str | None],
-           submitted_by: str, audit: dict[str, Any] | None = None) -> None:
+def record(
+    catalog: Catalog,
+    versions: Sequence[Version],
+    *,
+    ingestion_id: str,
+    deprecated: Mapping[str, str | None],
+    submitted_by: str,
+    audit: dict[str, Any] | None = None,
+) -> None:
     """Store accepted versions (and one `landed` audit event) in one transaction; SubmissionRace if one was taken."""
     now = utcnow()
-    rows = [submission_row(v, ingestion_id=ingestion_id, deprecated_id=deprecated.get(v.instance_id),
-                           submitted_by=submitted_by, received_at=now) for v in versions]
+    rows = [
+        submission_row(
+            v,
+            ingestion_id=ingestion_id,
+            deprecated_id=deprecated.get(v.instance_id),
+            submitted_by=submitted_by,
+            received_at=now,
+        )
+        for v in versions
+    ]
     try:
         with catalog.write_lock, catalog.engine.begin() as connection:
             if rows:

@@ -14,8 +14,9 @@ from tasks.ingest.expectations import SuiteResult, run_suite
 from tasks.ingest.rules import CONFLICT, DEFECTIVE, VULNERABLE, RuleSet
 
 REASONS = "quarantine_reasons"
-REASON_DTYPE = pl.List(pl.Struct({"rule": pl.String, "expectation": pl.String, "column": pl.String,
-                                  "value": pl.String}))
+REASON_DTYPE = pl.List(
+    pl.Struct({"rule": pl.String, "expectation": pl.String, "column": pl.String, "value": pl.String})
+)
 _IDX = "_idx"
 HELD = "_held"
 
@@ -61,8 +62,11 @@ class Validation:
         """Accepted rows and quarantined rows (with their reasons) of a slice of the batch."""
         part = self.rows.slice(start, size)
         accepted = part.filter(~pl.col(HELD)).drop(_IDX, HELD)
-        quarantined = (part.filter(pl.col(HELD)).join(self.reasons, on=_IDX, how="left", maintain_order="left")
-                       .drop(_IDX, HELD))
+        quarantined = (
+            part.filter(pl.col(HELD))
+            .join(self.reasons, on=_IDX, how="left", maintain_order="left")
+            .drop(_IDX, HELD)
+        )
         return accepted, quarantined
 
     @property
@@ -76,8 +80,13 @@ class Validation:
 
 def gx_frame(frame: pl.DataFrame, rules: RuleSet) -> pl.DataFrame:
     """The columns GX sees: no identifiers or tokens, defects as a column list, the vulnerability flag."""
-    keep = [c for c in frame.columns if not c.endswith("_enc") and not c.startswith("_")
-            and c not in ("officer_pseudonym", "device_pseudonym", "pii_key")]
+    keep = [
+        c
+        for c in frame.columns
+        if not c.endswith("_enc")
+        and not c.startswith("_")
+        and c not in ("officer_pseudonym", "device_pseudonym", "pii_key")
+    ]
     return frame.select(
         *keep,
         pl.col(DEFECTIVE),
@@ -87,8 +96,14 @@ def gx_frame(frame: pl.DataFrame, rules: RuleSet) -> pl.DataFrame:
     )
 
 
-def _reasons(checked: pl.DataFrame, frame: pl.DataFrame, view: pl.DataFrame, rules: RuleSet,
-             counts: dict[str, int], defects: pl.DataFrame) -> pl.DataFrame:
+def _reasons(
+    checked: pl.DataFrame,
+    frame: pl.DataFrame,
+    view: pl.DataFrame,
+    rules: RuleSet,
+    counts: dict[str, int],
+    defects: pl.DataFrame,
+) -> pl.DataFrame:
     """Row index → list of (rule, expectation, column, value) for every failing row; values quoted only there."""
     parts: list[pl.DataFrame] = []
     for rule in rules.rules:
@@ -96,34 +111,61 @@ def _reasons(checked: pl.DataFrame, frame: pl.DataFrame, view: pl.DataFrame, rul
             continue
         failing = view.join(checked.filter(pl.col(rule.name)).select(_IDX), on=_IDX)
         if rule.name == "row.readable":
-            cells = (frame.select(_IDX, ROW).join(failing.select(_IDX), on=_IDX).join(defects, on=ROW)
-                     .explode(DEFECTS).unnest(DEFECTS))
-            parts.append(cells.select(_IDX, pl.lit(rule.name).alias("rule"),
-                                        pl.lit(rule.expectation).alias("expectation"), "column", "value"))
+            cells = (
+                frame.select(_IDX, ROW)
+                .join(failing.select(_IDX), on=_IDX)
+                .join(defects, on=ROW)
+                .explode(DEFECTS)
+                .unnest(DEFECTS)
+            )
+            parts.append(
+                cells.select(
+                    _IDX,
+                    pl.lit(rule.name).alias("rule"),
+                    pl.lit(rule.expectation).alias("expectation"),
+                    "column",
+                    "value",
+                )
+            )
             continue
-        parts.append(failing.select(_IDX, pl.lit(rule.name).alias("rule"), pl.lit(rule.expectation).alias("expectation"),
-                                    pl.lit(rule.column, pl.String).alias("column"),
-                                    rule.shown.cast(pl.String).alias("value")))
+        parts.append(
+            failing.select(
+                _IDX,
+                pl.lit(rule.name).alias("rule"),
+                pl.lit(rule.expectation).alias("expectation"),
+                pl.lit(rule.column, pl.String).alias("column"),
+                rule.shown.cast(pl.String).alias("value"),
+            )
+        )
     if not parts:
         return pl.DataFrame(schema={_IDX: pl.UInt32, REASONS: REASON_DTYPE})
-    return (pl.concat(parts).group_by(_IDX, maintain_order=True)
-            .agg(pl.struct("rule", "expectation", "column", "value").alias(REASONS)))
+    return (
+        pl.concat(parts)
+        .group_by(_IDX, maintain_order=True)
+        .agg(pl.struct("rule", "expectation", "column", "value").alias(REASONS))
+    )
 
 
-def validate(frame: pl.DataFrame, rules: RuleSet, defects: pl.DataFrame | None = None, *,
-             build_docs: bool = True) -> Validation:
+def validate(
+    frame: pl.DataFrame, rules: RuleSet, defects: pl.DataFrame | None = None, *, build_docs: bool = True
+) -> Validation:
     """Run the GX suite once for the batch and the row masks; check they agree; split accepted/quarantined."""
     frame = frame.with_row_index(_IDX)
     view = gx_frame(frame, rules)
-    checked = view.with_row_index(_IDX).select(_IDX, *[rule.fails.fill_null(False).alias(rule.name)
-                                                       for rule in rules.rules])
+    checked = view.with_row_index(_IDX).select(
+        _IDX, *[rule.fails.fill_null(False).alias(rule.name) for rule in rules.rules]
+    )
     mask_counts = checked.select([pl.col(r.name).sum() for r in rules.rules]).row(0, named=True)
     suite = run_suite(view, rules, build_docs=build_docs)
     _cross_check(mask_counts, suite)
 
     defects = defects if defects is not None else pl.DataFrame(schema=DEFECTS_SCHEMA)
     reasons = _reasons(checked, frame, view.with_row_index(_IDX), rules, mask_counts, defects)
-    held = frame[_IDX].is_in(reasons[_IDX].implode()) if reasons.height else pl.repeat(False, frame.height, eager=True)
+    held = (
+        frame[_IDX].is_in(reasons[_IDX].implode())
+        if reasons.height
+        else pl.repeat(False, frame.height, eager=True)
+    )
     result = Validation(
         rows=frame.with_columns(held.alias(HELD)),
         reasons=reasons,
@@ -132,16 +174,24 @@ def validate(frame: pl.DataFrame, rules: RuleSet, defects: pl.DataFrame | None =
         docs_dir=suite.docs_dir,
     )
     result.outcomes = [
-        {"rule": r.name, "expectation": r.expectation, "column": r.column,
-         "unexpected_count": int(mask_counts[r.name]), "element_count": suite.elements.get(r.name, frame.height)}
+        {
+            "rule": r.name,
+            "expectation": r.expectation,
+            "column": r.column,
+            "unexpected_count": int(mask_counts[r.name]),
+            "element_count": suite.elements.get(r.name, frame.height),
+        }
         for r in rules.rules
     ]
     return result
 
 
 def _cross_check(mask_counts: dict[str, int], suite: SuiteResult) -> None:
-    wrong = {name: (int(mask_counts[name]), suite.unexpected.get(name))
-             for name in mask_counts if int(mask_counts[name]) != suite.unexpected.get(name)}
+    wrong = {
+        name: (int(mask_counts[name]), suite.unexpected.get(name))
+        for name in mask_counts
+        if int(mask_counts[name]) != suite.unexpected.get(name)
+    }
     if wrong:
         detail = "; ".join(f"{name}: masks {m}, GX {g}" for name, (m, g) in sorted(wrong.items()))
         raise ValidationMismatch(f"validation engines disagree: {detail}")

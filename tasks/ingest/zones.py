@@ -19,8 +19,15 @@ PARQUET_COMPRESSION: Final = "zstd"
 
 _SURVEY = tuple(n for n in contract.CANONICAL_NAMES if n not in contract.PII_COLUMNS)
 _META = tuple(n for n in contract.METADATA_NAMES if n not in contract.PII_COLUMNS)
-IDENTIFIER_COLUMNS = (PSEUDONYMS["household_id"], ENCRYPTED["household_id"], PSEUDONYMS["officer_id"],
-                      ENCRYPTED["officer_id"], PSEUDONYMS["device_id"], ENCRYPTED["device_id"], PII_KEY)
+IDENTIFIER_COLUMNS = (
+    PSEUDONYMS["household_id"],
+    ENCRYPTED["household_id"],
+    PSEUDONYMS["officer_id"],
+    ENCRYPTED["officer_id"],
+    PSEUDONYMS["device_id"],
+    ENCRYPTED["device_id"],
+    PII_KEY,
+)
 VALIDATED_COLUMNS = ("ingestion_id", "source_row", "row_identity", *IDENTIFIER_COLUMNS, *_SURVEY, *_META)
 QUARANTINE_COLUMNS = (*VALIDATED_COLUMNS, REASONS)
 PROCESSED_COLUMNS = (*VALIDATED_COLUMNS, "progress_status", "is_vulnerable", *FEATURE_NAMES)
@@ -46,8 +53,9 @@ def report_key(ingestion_id: str, name: str = "import_report.json") -> str:
 
 def shape(frame: pl.DataFrame, columns: tuple[str, ...], ingestion_id: str) -> pl.DataFrame:
     """Rename internal columns and select a zone's fixed column set, adding nulls for anything absent."""
-    renamed = frame.rename({k: v for k, v in {"_row": "source_row", IDENTITY: "row_identity"}.items()
-                            if k in frame.columns})
+    renamed = frame.rename(
+        {k: v for k, v in {"_row": "source_row", IDENTITY: "row_identity"}.items() if k in frame.columns}
+    )
     renamed = renamed.with_columns(pl.lit(ingestion_id).alias("ingestion_id"))
     missing = [c for c in columns if c not in renamed.columns]
     if missing:

@@ -51,14 +51,19 @@ def design_matrix(frame: pl.DataFrame) -> pd.DataFrame:
     if missing:
         raise ValueError(f"the model reads columns this frame lacks: {', '.join(missing[:5])}")
     with_features = add_features(frame) if "hygiene_score" not in frame.columns else frame
-    numeric = [c for c in (*input_columns(), *model_safe_features()) if c not in CATEGORIES and c not in MULTI_SELECT]
+    numeric = [
+        c for c in (*input_columns(), *model_safe_features()) if c not in CATEGORIES and c not in MULTI_SELECT
+    ]
     exprs = [pl.col(c).cast(pl.Float64) for c in numeric]
     for column, codes in MULTI_SELECT.items():
         chosen = pl.col(column).fill_null("").str.split(" ")
         exprs += [chosen.list.contains(code).cast(pl.Float64).alias(f"{column}={code}") for code in codes]
     for column, levels in CATEGORIES.items():
-        exprs.append(pl.col(column).replace_strict(list(levels), list(range(len(levels))), default=None,
-                                                   return_dtype=pl.Float64).alias(column))
+        exprs.append(
+            pl.col(column)
+            .replace_strict(list(levels), list(range(len(levels))), default=None, return_dtype=pl.Float64)
+            .alias(column)
+        )
     return with_features.select(exprs).to_pandas()
 
 
@@ -67,9 +72,16 @@ class VulnerabilityModel(ClassifierMixin, BaseEstimator):  # type: ignore[misc] 
 
     # Few, shallow trees: on the real file 100 trees at rate 0.15 score as well as 500 at 0.03 (CV ROC AUC 0.796
     # vs 0.795) and predict 5x faster, which matters when a million rows are scored at ingest.
-    def __init__(self, learning_rate: float = 0.15, max_iter: int = 100, max_leaf_nodes: int = 12,
-                 min_samples_leaf: int = 60, l2_regularization: float = 2.0, max_features: float = 0.6,
-                 random_state: int = 0) -> None:
+    def __init__(
+        self,
+        learning_rate: float = 0.15,
+        max_iter: int = 100,
+        max_leaf_nodes: int = 12,
+        min_samples_leaf: int = 60,
+        l2_regularization: float = 2.0,
+        max_features: float = 0.6,
+        random_state: int = 0,
+    ) -> None:
         self.learning_rate = learning_rate
         self.max_iter = max_iter
         self.max_leaf_nodes = max_leaf_nodes
@@ -79,9 +91,15 @@ class VulnerabilityModel(ClassifierMixin, BaseEstimator):  # type: ignore[misc] 
         self.random_state = random_state
 
     def _trees(self) -> dict[str, float | int]:
-        return {"learning_rate": self.learning_rate, "max_iter": self.max_iter, "max_leaf_nodes": self.max_leaf_nodes,
-                "min_samples_leaf": self.min_samples_leaf, "l2_regularization": self.l2_regularization,
-                "max_features": self.max_features, "random_state": self.random_state}
+        return {
+            "learning_rate": self.learning_rate,
+            "max_iter": self.max_iter,
+            "max_leaf_nodes": self.max_leaf_nodes,
+            "min_samples_leaf": self.min_samples_leaf,
+            "l2_regularization": self.l2_regularization,
+            "max_features": self.max_features,
+            "random_state": self.random_state,
+        }
 
     def fit(self, X: pd.DataFrame, y: np.ndarray) -> VulnerabilityModel:
         """Fit on the design matrix and the per-day target (USD per household per day, > 0)."""
@@ -92,8 +110,9 @@ class VulnerabilityModel(ClassifierMixin, BaseEstimator):  # type: ignore[misc] 
         self.regressor_.fit(X, log_target)
         # Out-of-sample residuals are wider than in-sample ones; 1.3x is what grouped CV showed on the real file.
         self.sigma_ = float(np.std(log_target - self.regressor_.predict(X)) * 1.3)
-        self.classifier_ = HistGradientBoostingClassifier(categorical_features=categorical, class_weight="balanced",
-                                                          **self._trees())
+        self.classifier_ = HistGradientBoostingClassifier(
+            categorical_features=categorical, class_weight="balanced", **self._trees()
+        )
         self.classifier_.fit(X, (target < VULNERABLE_BELOW).astype(int))
         self.classes_ = np.array([0, 1])
         self.feature_names_ = list(X.columns)
@@ -127,7 +146,17 @@ class VulnerabilityModel(ClassifierMixin, BaseEstimator):  # type: ignore[misc] 
         from sklearn.inspection import permutation_importance
 
         truth = (np.asarray(y) < VULNERABLE_BELOW).astype(int)
-        result = permutation_importance(self, X[self.feature_names_], truth, scoring="roc_auc", n_repeats=repeats,
-                                        random_state=self.random_state)
-        return dict(sorted(zip(self.feature_names_, result.importances_mean.round(4).tolist(), strict=True),
-                           key=lambda kv: -kv[1]))
+        result = permutation_importance(
+            self,
+            X[self.feature_names_],
+            truth,
+            scoring="roc_auc",
+            n_repeats=repeats,
+            random_state=self.random_state,
+        )
+        return dict(
+            sorted(
+                zip(self.feature_names_, result.importances_mean.round(4).tolist(), strict=True),
+                key=lambda kv: -kv[1],
+            )
+        )

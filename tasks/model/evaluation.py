@@ -23,8 +23,12 @@ METRICS = ("roc_auc", "pr_auc", "accuracy", "macro_f1_4class", "brier")
 
 def is_holdout(villages: pl.Series) -> pl.Series:
     """Villages held out from training for good, so every model version is compared on unseen villages."""
+
     def bucket(name: str | None) -> bool:
-        return name is not None and hashlib.sha256(name.strip().lower().encode()).digest()[0] % HOLDOUT_SHARE == 0
+        return (
+            name is not None
+            and hashlib.sha256(name.strip().lower().encode()).digest()[0] % HOLDOUT_SHARE == 0
+        )
 
     return pl.Series("holdout", [bucket(v) for v in villages.to_list()], dtype=pl.Boolean)
 
@@ -38,8 +42,18 @@ def score(target: np.ndarray, p_vulnerable: np.ndarray, status: np.ndarray) -> d
         "roc_auc": round(float(roc_auc_score(truth, p_vulnerable)), 4) if both else float("nan"),
         "pr_auc": round(float(average_precision_score(truth, p_vulnerable)), 4) if both else float("nan"),
         "accuracy": round(float(accuracy_score(truth, p_vulnerable >= 0.5)), 4),
-        "macro_f1_4class": round(float(f1_score(observed, status, labels=list(contract.PROGRESS_STATUSES),
-                                                average="macro", zero_division=0)), 4),
+        "macro_f1_4class": round(
+            float(
+                f1_score(
+                    observed,
+                    status,
+                    labels=list(contract.PROGRESS_STATUSES),
+                    average="macro",
+                    zero_division=0,
+                )
+            ),
+            4,
+        ),
         "brier": round(float(brier_score_loss(truth, p_vulnerable)), 4),
     }
 
@@ -52,9 +66,15 @@ def calibration_table(target: np.ndarray, p_vulnerable: np.ndarray, bins: int = 
     for low, high in zip(edges[:-1], edges[1:], strict=True):
         inside = (p_vulnerable >= low) & ((p_vulnerable < high) if high < 1 else (p_vulnerable <= high))
         if inside.any():
-            rows.append({"from": round(float(low), 2), "to": round(float(high), 2), "households": int(inside.sum()),
-                         "predicted": round(float(p_vulnerable[inside].mean()), 3),
-                         "observed": round(float(truth[inside].mean()), 3)})
+            rows.append(
+                {
+                    "from": round(float(low), 2),
+                    "to": round(float(high), 2),
+                    "households": int(inside.sum()),
+                    "predicted": round(float(p_vulnerable[inside].mean()), 3),
+                    "observed": round(float(truth[inside].mean()), 3),
+                }
+            )
     return rows
 
 
@@ -76,8 +96,9 @@ def _predict(model: VulnerabilityModel, X: Any) -> tuple[np.ndarray, np.ndarray]
     return p_vulnerable, status
 
 
-def evaluate(frame: pl.DataFrame, params: dict[str, Any] | None = None, folds: int = 5,
-             seed: int = 0) -> tuple[VulnerabilityModel, Evaluation]:
+def evaluate(
+    frame: pl.DataFrame, params: dict[str, Any] | None = None, folds: int = 5, seed: int = 0
+) -> tuple[VulnerabilityModel, Evaluation]:
     """Village-grouped CV on the training villages, then the final model fitted on them and scored on the holdout."""
     labelled = frame.filter(pl.col(contract.TARGET).is_not_null() & pl.col("village").is_not_null())
     held = is_holdout(labelled["village"])
@@ -95,13 +116,21 @@ def evaluate(frame: pl.DataFrame, params: dict[str, Any] | None = None, folds: i
     districts = train["district"].to_numpy()
     for district in sorted(set(districts)):
         inside = districts == district
-        by_district[district] = score(y[inside], p_oof[inside], s_oof[inside]) | {"households": int(inside.sum())}
+        by_district[district] = score(y[inside], p_oof[inside], s_oof[inside]) | {
+            "households": int(inside.sum())
+        }
     holdout = {}
     if test.height:
         y_test = test[contract.TARGET].to_numpy()
         holdout = score(y_test, *_predict(model, design_matrix(test)))
-    return model, Evaluation(cv=score(y, p_oof, s_oof), holdout=holdout, by_district=by_district,
-                             calibration=calibration_table(y, p_oof), n_train=len(y), n_holdout=test.height)
+    return model, Evaluation(
+        cv=score(y, p_oof, s_oof),
+        holdout=holdout,
+        by_district=by_district,
+        calibration=calibration_table(y, p_oof),
+        n_train=len(y),
+        n_holdout=test.height,
+    )
 
 
 def holdout_score(model: VulnerabilityModel, frame: pl.DataFrame) -> dict[str, float]:
@@ -115,6 +144,7 @@ def holdout_score(model: VulnerabilityModel, frame: pl.DataFrame) -> dict[str, f
 
 def model_card(evaluation: Evaluation, snapshot: SnapshotDescription, version: str | None = None) -> str:
     """Markdown model card stored with the run: features, data, metrics, intended use, known limits."""
+
     def table(metrics: dict[str, float]) -> str:
         return " | ".join(f"{k} {v}" for k, v in metrics.items())
 
@@ -141,12 +171,17 @@ def model_card(evaluation: Evaluation, snapshot: SnapshotDescription, version: s
         "",
         "| district | households | ROC AUC | macro-F1 (4) | accuracy |",
         "|---|---:|---:|---:|---:|",
-        *[f"| {d} | {m['households']:,} | {m['roc_auc']} | {m['macro_f1_4class']} | {m['accuracy']} |"
-          for d, m in evaluation.by_district.items()],
+        *[
+            f"| {d} | {m['households']:,} | {m['roc_auc']} | {m['macro_f1_4class']} | {m['accuracy']} |"
+            for d, m in evaluation.by_district.items()
+        ],
         "",
-        "Calibration (CV): " + "; ".join(f"{c['from']:.1f}–{c['to']:.1f}: predicted {c['predicted']}, "
-                                         f"observed {c['observed']} (n={c['households']})"
-                                         for c in evaluation.calibration),
+        "Calibration (CV): "
+        + "; ".join(
+            f"{c['from']:.1f}–{c['to']:.1f}: predicted {c['predicted']}, "
+            f"observed {c['observed']} (n={c['households']})"
+            for c in evaluation.calibration
+        ),
         "",
         "## Known limits",
         "- ROC AUC ~0.79 means many households are misranked: use it to prioritise visits, not to decide aid.",

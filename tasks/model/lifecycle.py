@@ -44,10 +44,17 @@ class TriggerCheck:
 
 def processed_rows(rt: Runtime, ingestion_ids: list[str] | None = None) -> pl.DataFrame:
     """Accepted rows of the given (or all completed) ingestions from the processed zone, via the catalog's lineage."""
-    wanted = set(ingestion_ids) if ingestion_ids is not None else {
-        i.id for i in rt.catalog.list_ingestions(limit=1_000_000) if i.status in DONE}
+    wanted = (
+        set(ingestion_ids)
+        if ingestion_ids is not None
+        else {i.id for i in rt.catalog.list_ingestions(limit=1_000_000) if i.status in DONE}
+    )
     # archived objects too: the model learns from all history, wherever it is stored
-    keys = [o.key for o in rt.catalog.zone_objects(zone="processed", include_archived=True) if o.ingestion_id in wanted]
+    keys = [
+        o.key
+        for o in rt.catalog.zone_objects(zone="processed", include_archived=True)
+        if o.ingestion_id in wanted
+    ]
     if not keys:
         return pl.DataFrame()
     return pl.concat([read_parquet(rt.store, k) for k in keys], how="diagonal_relaxed")
@@ -67,8 +74,11 @@ def labelled_snapshot(rt: Runtime) -> tuple[pl.DataFrame, SnapshotDescription]:
     if frame.height:
         frame = frame.filter(pl.col(contract.TARGET).is_not_null())
     ingestions = sorted(frame["ingestion_id"].unique().to_list()) if frame.height else []
-    return frame, {"ingestions": ingestions, "rows": frame.height,
-                   "taken_at": datetime.now(UTC).isoformat(timespec="seconds")}
+    return frame, {
+        "ingestions": ingestions,
+        "rows": frame.height,
+        "taken_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
 
 
 def recent_drift(rt: Runtime, version: str, created_at: float) -> str | None:
@@ -77,8 +87,9 @@ def recent_drift(rt: Runtime, version: str, created_at: float) -> str | None:
     last = next((d.decided_at for d in rt.catalog.decisions(limit=20) if d.decision == "retrain"), None)
     if last is not None:  # a retrain that kept this champion has already answered the drift before it
         since = max(since, aware(last))
-    flagged = [c for c in drift_checks(rt.catalog, since=since, flagged=True)
-               if c.reference_version == version]
+    flagged = [
+        c for c in drift_checks(rt.catalog, since=since, flagged=True) if c.reference_version == version
+    ]
     if not flagged:
         return None
     features = sorted({name for c in flagged for name, row in c.features.items() if row.get("flag")})
@@ -86,8 +97,14 @@ def recent_drift(rt: Runtime, version: str, created_at: float) -> str | None:
     return f"drift flagged in {len(flagged)} check(s) since the last retrain ({where}): {', '.join(features)}"
 
 
-def check_triggers(rt: Runtime, champion: Champion | None, *, force: bool = False, drift: bool = False,
-                   now: float | None = None) -> TriggerCheck:
+def check_triggers(
+    rt: Runtime,
+    champion: Champion | None,
+    *,
+    force: bool = False,
+    drift: bool = False,
+    now: float | None = None,
+) -> TriggerCheck:
     """Evaluate every retrain trigger: no champion, new labelled rows, champion accuracy, drift, age, manual."""
     s = rt.settings
     check = TriggerCheck(champion_version=champion.version if champion else None)
@@ -97,21 +114,28 @@ def check_triggers(rt: Runtime, champion: Champion | None, *, force: bool = Fals
         check.fire("no_champion", "no champion model yet")
         return check
     known = set(champion.snapshot.get("ingestions", []))
-    new_ids = [i.id for i in rt.catalog.list_ingestions(limit=1_000_000) if i.status in DONE and i.id not in known]
+    new_ids = [
+        i.id for i in rt.catalog.list_ingestions(limit=1_000_000) if i.status in DONE and i.id not in known
+    ]
     new = processed_rows(rt, new_ids) if new_ids else pl.DataFrame()
     if new.height:
         new = new.filter(pl.col(contract.TARGET).is_not_null())
     check.new_labelled_rows = new.height
     if new.height >= s.min_new_samples:
-        check.fire("new_samples", f"{new.height} new labelled rows since the champion's snapshot "
-                                  f"(threshold {s.min_new_samples})")
+        check.fire(
+            "new_samples",
+            f"{new.height} new labelled rows since the champion's snapshot (threshold {s.min_new_samples})",
+        )
     if new.height >= s.min_eval_samples:
         truth = new[contract.TARGET].to_numpy() < VULNERABLE_BELOW
         predicted = champion.model.predict_proba(design_matrix(new))[:, 1] >= 0.5
         check.accuracy_on_new = round(float(np.mean(truth == predicted)), 4)
         if check.accuracy_on_new < s.performance_threshold:
-            check.fire("performance", f"champion accuracy {check.accuracy_on_new:.3f} on {new.height} new rows is "
-                                      f"below {s.performance_threshold}")
+            check.fire(
+                "performance",
+                f"champion accuracy {check.accuracy_on_new:.3f} on {new.height} new rows is "
+                f"below {s.performance_threshold}",
+            )
     drifted = recent_drift(rt, champion.version, champion.created_at)
     if drift or drifted:
         check.fire("drift", drifted or "drift flagged on recent ingestions")
@@ -132,7 +156,12 @@ class RollbackResult:
 def rollback_champion(rt: Runtime) -> RollbackResult:
     """Make the previous champion serve again and record the decision; LookupError if there is none."""
     restored, demoted = rt.registry.rollback()
-    rt.catalog.record_decision(triggers={"fired": ["rollback"]}, decision="rollback",
-                               reason=f"rolled back from v{demoted} to v{restored}", model_name=rt.settings.model_name,
-                               model_version=restored, alias=CHAMPION)
+    rt.catalog.record_decision(
+        triggers={"fired": ["rollback"]},
+        decision="rollback",
+        reason=f"rolled back from v{demoted} to v{restored}",
+        model_name=rt.settings.model_name,
+        model_version=restored,
+        alias=CHAMPION,
+    )
     return RollbackResult(restored, demoted)

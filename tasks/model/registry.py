@@ -64,15 +64,22 @@ def _requirements() -> list[str]:
     import scipy
     import sklearn
 
-    return [f"scikit-learn=={sklearn.__version__}", f"numpy=={numpy.__version__}", f"scipy=={scipy.__version__}",
-            f"pandas=={pandas.__version__}", f"polars=={polars.__version__}"]
+    return [
+        f"scikit-learn=={sklearn.__version__}",
+        f"numpy=={numpy.__version__}",
+        f"scipy=={scipy.__version__}",
+        f"pandas=={pandas.__version__}",
+        f"polars=={polars.__version__}",
+    ]
 
 
 class Registry:
     """One registered model in one MLflow tracking store."""
 
     def __init__(self, tracking_uri: str, model_name: str, artifact_root: Path) -> None:
-        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # progress bars in logs and JSON
+        os.environ.setdefault(
+            "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false"
+        )  # progress bars in logs and JSON
         import mlflow
         from mlflow import MlflowClient
 
@@ -83,8 +90,11 @@ class Registry:
         mlflow.set_tracking_uri(tracking_uri)
         self.client = MlflowClient(tracking_uri)
         experiment = self.client.get_experiment_by_name(model_name)
-        self.experiment_id = experiment.experiment_id if experiment else self.client.create_experiment(
-            model_name, artifact_location=artifact_root.resolve().as_uri())
+        self.experiment_id = (
+            experiment.experiment_id
+            if experiment
+            else self.client.create_experiment(model_name, artifact_location=artifact_root.resolve().as_uri())
+        )
 
     # ---- reading ------------------------------------------------------------------------------------------
 
@@ -123,8 +133,9 @@ class Registry:
 
         with tempfile.TemporaryDirectory() as tmp:
             try:
-                path = mlflow.artifacts.download_artifacts(run_id=version.run_id, artifact_path=REFERENCE_ARTIFACT,
-                                                           dst_path=tmp)
+                path = mlflow.artifacts.download_artifacts(
+                    run_id=version.run_id, artifact_path=REFERENCE_ARTIFACT, dst_path=tmp
+                )
             except (MlflowException, OSError):
                 return None
             return pl.read_parquet(path)
@@ -134,8 +145,12 @@ class Registry:
         version = self.version_with(CHAMPION)
         if version is None:
             return None
-        return Champion(str(version.version), self.load(str(version.version)), self.snapshot(version),
-                        version.creation_timestamp / 1000)
+        return Champion(
+            str(version.version),
+            self.load(str(version.version)),
+            self.snapshot(version),
+            version.creation_timestamp / 1000,
+        )
 
     def versions(self) -> list[VersionRow]:
         """Every version with its aliases and headline metrics, newest first."""
@@ -145,41 +160,77 @@ class Registry:
             if v.run_id is None:  # only a version registered outside `log`; get_run(None) fails less clearly
                 raise LookupError(f"model version {v.version} of {self.name} has no run")
             run = self.client.get_run(v.run_id)
-            rows.append({"version": str(v.version), "aliases": sorted(v.aliases), "created": v.creation_timestamp,
-                         "run_id": v.run_id, "metrics": {k: run.data.metrics.get(f"cv_{k}") for k in METRICS},
-                         "holdout": {k: run.data.metrics.get(f"holdout_{k}") for k in METRICS}})
+            rows.append(
+                {
+                    "version": str(v.version),
+                    "aliases": sorted(v.aliases),
+                    "created": v.creation_timestamp,
+                    "run_id": v.run_id,
+                    "metrics": {k: run.data.metrics.get(f"cv_{k}") for k in METRICS},
+                    "holdout": {k: run.data.metrics.get(f"holdout_{k}") for k in METRICS},
+                }
+            )
         return sorted(rows, key=lambda r: int(r["version"]), reverse=True)
 
     # ---- writing ------------------------------------------------------------------------------------------
 
-    def log(self, model: VulnerabilityModel, evaluation: Evaluation, snapshot: SnapshotDescription, card: str,
-            params: dict[str, Any], reference: pl.DataFrame | None = None) -> str:
+    def log(
+        self,
+        model: VulnerabilityModel,
+        evaluation: Evaluation,
+        snapshot: SnapshotDescription,
+        card: str,
+        params: dict[str, Any],
+        reference: pl.DataFrame | None = None,
+    ) -> str:
         """Log a trained model with its metrics, model card, snapshot and drift reference as a new version."""
         import mlflow
         import mlflow.sklearn
 
         with mlflow.start_run(experiment_id=self.experiment_id):
             mlflow.log_params(params)
-            mlflow.log_metrics({f"cv_{k}": v for k, v in evaluation.cv.items()}
-                               | {f"holdout_{k}": v for k, v in evaluation.holdout.items()}
-                               | {"n_train": evaluation.n_train, "n_holdout": evaluation.n_holdout})
+            mlflow.log_metrics(
+                {f"cv_{k}": v for k, v in evaluation.cv.items()}
+                | {f"holdout_{k}": v for k, v in evaluation.holdout.items()}
+                | {"n_train": evaluation.n_train, "n_holdout": evaluation.n_holdout}
+            )
             for district, metrics in evaluation.by_district.items():
-                mlflow.log_metrics({f"{district.lower()}_{k}": v for k, v in metrics.items() if k != "households"})
-            mlflow.set_tags({"rtv.snapshot_rows": snapshot.get("rows", 0),
-                             "rtv.snapshot_ingestions": len(snapshot.get("ingestions", []))})
+                mlflow.log_metrics(
+                    {f"{district.lower()}_{k}": v for k, v in metrics.items() if k != "households"}
+                )
+            mlflow.set_tags(
+                {
+                    "rtv.snapshot_rows": snapshot.get("rows", 0),
+                    "rtv.snapshot_ingestions": len(snapshot.get("ingestions", [])),
+                }
+            )
             mlflow.log_text(card, "model_card.md")
             mlflow.log_dict(dict(snapshot), "snapshot.json")  # takes dict[str, Any], which a TypedDict is not
-            if reference is not None:  # the monitored columns it was trained on: what drift is measured against
+            if (
+                reference is not None
+            ):  # the monitored columns it was trained on: what drift is measured against
                 with tempfile.TemporaryDirectory() as tmp:
                     reference.write_parquet(Path(tmp) / REFERENCE_ARTIFACT)
                     mlflow.log_artifact(str(Path(tmp) / REFERENCE_ARTIFACT))
-            mlflow.log_dict({"cv": evaluation.cv, "holdout": evaluation.holdout, "by_district": evaluation.by_district,
-                             "calibration": evaluation.calibration,
-                             "feature_importance": evaluation.feature_importance}, "evaluation.json")
+            mlflow.log_dict(
+                {
+                    "cv": evaluation.cv,
+                    "holdout": evaluation.holdout,
+                    "by_district": evaluation.by_district,
+                    "calibration": evaluation.calibration,
+                    "feature_importance": evaluation.feature_importance,
+                },
+                "evaluation.json",
+            )
             # cloudpickle, not MLflow 3's default skops: skops refuses HistGradientBoosting's tree nodes and our
             # own class unless each type is whitelisted; these artifacts are written and read only by us.
-            info = mlflow.sklearn.log_model(model, name="model", registered_model_name=self.name,
-                                            pip_requirements=_requirements(), serialization_format="cloudpickle")
+            info = mlflow.sklearn.log_model(
+                model,
+                name="model",
+                registered_model_name=self.name,
+                pip_requirements=_requirements(),
+                serialization_format="cloudpickle",
+            )
         return str(info.registered_model_version)
 
     def decide(self, version: str, evaluation: Evaluation, frame: Any, margin: float) -> Registered:
@@ -189,15 +240,27 @@ class Registry:
         if current is None:
             self._promote(version, None)
             return Registered(version, CHAMPION, "first version: no champion to beat", {"new": new_score})
-        champion_score = holdout_score(self.load(str(current.version)), frame).get(PROMOTION_METRIC, float("nan"))
+        champion_score = holdout_score(self.load(str(current.version)), frame).get(
+            PROMOTION_METRIC, float("nan")
+        )
         compared = {"new": new_score, "champion": champion_score}
         if new_score >= champion_score + margin:
             self._promote(version, str(current.version))
-            return Registered(version, CHAMPION, f"held-out {PROMOTION_METRIC} {new_score:.4f} beats champion "
-                              f"v{current.version} ({champion_score:.4f}) by at least {margin}", compared)
+            return Registered(
+                version,
+                CHAMPION,
+                f"held-out {PROMOTION_METRIC} {new_score:.4f} beats champion "
+                f"v{current.version} ({champion_score:.4f}) by at least {margin}",
+                compared,
+            )
         self.client.set_registered_model_alias(self.name, CHALLENGER, version)
-        return Registered(version, CHALLENGER, f"held-out {PROMOTION_METRIC} {new_score:.4f} does not beat champion "
-                          f"v{current.version} ({champion_score:.4f}) by {margin}; kept as challenger", compared)
+        return Registered(
+            version,
+            CHALLENGER,
+            f"held-out {PROMOTION_METRIC} {new_score:.4f} does not beat champion "
+            f"v{current.version} ({champion_score:.4f}) by {margin}; kept as challenger",
+            compared,
+        )
 
     def _promote(self, version: str, replaced: str | None) -> None:
         if replaced is not None:

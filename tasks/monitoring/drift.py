@@ -30,7 +30,9 @@ _profiles: dict[tuple[str, str, str], Reference] = {}
 def reference_frame(frame: pl.DataFrame) -> pl.DataFrame:
     """The monitored columns of a training frame (a seeded sample when large): kept with the model version."""
     monitored = frame.select(c for c in contract.MONITORED_COLUMNS if c in frame.columns)
-    return monitored.sample(REFERENCE_MAX_ROWS, seed=0) if monitored.height > REFERENCE_MAX_ROWS else monitored
+    return (
+        monitored.sample(REFERENCE_MAX_ROWS, seed=0) if monitored.height > REFERENCE_MAX_ROWS else monitored
+    )
 
 
 def champion_reference(rt: Runtime) -> Reference | None:
@@ -58,19 +60,32 @@ def drift_alert(result: DriftReport, ingestion_id: str | None, scope: str) -> Al
     """The alert mail for a flagged result: which features moved, by how much."""
     flagged = sorted(name for name, row in result["features"].items() if row.get("flag"))
     subject = f"ingestion {ingestion_id}" if ingestion_id else f"the {scope} batch"
-    numbers: dict[str, Any] = {"rows compared": result["rows"], "reference rows": result["reference_rows"],
-                               "champion version": result["reference_version"], "overall score (max PSI)":
-                               result["score"]}
+    numbers: dict[str, Any] = {
+        "rows compared": result["rows"],
+        "reference rows": result["reference_rows"],
+        "champion version": result["reference_version"],
+        "overall score (max PSI)": result["score"],
+    }
     for name in flagged:
-        numbers[name] = ", ".join(f"{k} {v}" for k, v in result["features"][name].items()
-                                  if k in ("psi", "ks", "ks_p", "chi2", "chi2_p", "js", "new", "missing") and v != [])
-    return Alert("drift", f"drift:{scope}:{','.join(flagged)}", f"Drift in {subject}: {', '.join(flagged)}",
-                 f"The monitored features {', '.join(flagged)} of {subject} differ from the champion's training "
-                 "snapshot (Holm-corrected tests and PSI ≥ the practical floor).", numbers, "model")
+        numbers[name] = ", ".join(
+            f"{k} {v}"
+            for k, v in result["features"][name].items()
+            if k in ("psi", "ks", "ks_p", "chi2", "chi2_p", "js", "new", "missing") and v != []
+        )
+    return Alert(
+        "drift",
+        f"drift:{scope}:{','.join(flagged)}",
+        f"Drift in {subject}: {', '.join(flagged)}",
+        f"The monitored features {', '.join(flagged)} of {subject} differ from the champion's training "
+        "snapshot (Holm-corrected tests and PSI ≥ the practical floor).",
+        numbers,
+        "model",
+    )
 
 
-def measure(rt: Runtime, frame: pl.DataFrame, *, ingestion_id: str | None = None,
-            scope: str = "ingestion") -> DriftReport | None:
+def measure(
+    rt: Runtime, frame: pl.DataFrame, *, ingestion_id: str | None = None, scope: str = "ingestion"
+) -> DriftReport | None:
     """Drift of a batch against the champion's snapshot; stored in the catalog and alerted when flagged."""
     reference = champion_reference(rt)
     if reference is None:
@@ -108,10 +123,16 @@ class StoredDrift(DriftSummary):
 
 
 def _row(check: DriftCheck) -> StoredDrift:
-    return {"ingestion_id": check.ingestion_id, "scope": check.scope,
-            "computed_at": store.aware(check.computed_at).isoformat(timespec="seconds"),
-            "drift": check.drift, "score": check.score, "rows": check.rows,
-            "reference_version": check.reference_version, "features": check.features}
+    return {
+        "ingestion_id": check.ingestion_id,
+        "scope": check.scope,
+        "computed_at": store.aware(check.computed_at).isoformat(timespec="seconds"),
+        "drift": check.drift,
+        "score": check.score,
+        "rows": check.rows,
+        "reference_version": check.reference_version,
+        "features": check.features,
+    }
 
 
 def drift_for(catalog: Catalog, ingestion_id: str) -> StoredDrift | None:

@@ -45,17 +45,24 @@ def psi(p: np.ndarray, q: np.ndarray) -> float:
     return float(np.sum((p - q) * np.log(p / q)))
 
 
-def numeric(r: np.ndarray, edges: np.ndarray, ref_counts: np.ndarray, batch: np.ndarray,
-            smoothing: float) -> FeatureDrift:
+def numeric(
+    r: np.ndarray, edges: np.ndarray, ref_counts: np.ndarray, batch: np.ndarray, smoothing: float
+) -> FeatureDrift:
     """KS and PSI of sorted batch values against sorted reference values and its decile bins; tests in `_tests`."""
     n, m = batch.size, r.size
     grid = np.concatenate([r, batch])
-    d = float(np.max(np.abs(np.searchsorted(r, grid, "right") / m - np.searchsorted(batch, grid, "right") / n)))
+    d = float(
+        np.max(np.abs(np.searchsorted(r, grid, "right") / m - np.searchsorted(batch, grid, "right") / n))
+    )
     counts = np.bincount(np.searchsorted(edges, batch, side="left"), minlength=ref_counts.size)
     index = psi(smoothed(counts, smoothing), smoothed(ref_counts, smoothing))
     df = max(int(np.count_nonzero(ref_counts)) - 1, 1)
-    return {"psi": round(index, 4), "ks": round(d, 4), "rows": n,
-            "_tests": {"ks_p": ("ks", d, round(n * m / (n + m))), "psi_p": ("chi2", index / (1 / n + 1 / m), df)}}
+    return {
+        "psi": round(index, 4),
+        "ks": round(d, 4),
+        "rows": n,
+        "_tests": {"ks_p": ("ks", d, round(n * m / (n + m))), "psi_p": ("chi2", index / (1 / n + 1 / m), df)},
+    }
 
 
 def categorical(known: dict[str, int], batch: dict[str, int], smoothing: float) -> FeatureDrift:
@@ -71,9 +78,15 @@ def categorical(known: dict[str, int], batch: dict[str, int], smoothing: float) 
     observed = np.vstack([x, r])
     expected = np.outer(observed.sum(axis=1), observed.sum(axis=0)) / observed.sum()
     chi2 = float(np.sum((observed - expected) ** 2 / expected))  # Pearson 2×K homogeneity
-    return {"psi": round(psi(p, q), 4), "chi2": round(chi2, 2), "js": round(js / np.log(2), 4), "rows": int(n),
-            "new": [c for c in names if c not in known], "missing": [c for c in names if c not in batch],
-            "_tests": {"chi2_p": ("chi2", chi2, df), "js_p": ("chi2", 8 * js / (1 / n + 1 / m), df)}}
+    return {
+        "psi": round(psi(p, q), 4),
+        "chi2": round(chi2, 2),
+        "js": round(js / np.log(2), 4),
+        "rows": int(n),
+        "new": [c for c in names if c not in known],
+        "missing": [c for c in names if c not in batch],
+        "_tests": {"chi2_p": ("chi2", chi2, df), "js_p": ("chi2", 8 * js / (1 / n + 1 / m), df)},
+    }
 
 
 def p_values(tests: list[Test]) -> list[float]:

@@ -85,8 +85,9 @@ def _categories(frame: pl.DataFrame, name: str) -> dict[str, int]:
     return dict(zip(counts[name].to_list(), counts["count"].to_list(), strict=True))
 
 
-def reference_profile(frame: pl.DataFrame, version: str | None = None,
-                      calibration: Calibration = CALIBRATION) -> Reference:
+def reference_profile(
+    frame: pl.DataFrame, version: str | None = None, calibration: Calibration = CALIBRATION
+) -> Reference:
     """Profile the monitored columns of a training frame (nulls left out per feature)."""
     sorted_values, edges, counts = {}, {}, {}
     for name, values in _numbers(frame).items():
@@ -95,8 +96,14 @@ def reference_profile(frame: pl.DataFrame, version: str | None = None,
         cuts = np.unique(np.quantile(values, np.linspace(0, 1, calibration.bins + 1)[1:-1]))
         sorted_values[name], edges[name] = values, cuts
         counts[name] = np.bincount(np.searchsorted(cuts, values, side="left"), minlength=cuts.size + 1)
-    return Reference(sorted_values, edges, counts, {n: _categories(frame, n) for n in CATEGORICAL_FEATURES},
-                     frame.height, version)
+    return Reference(
+        sorted_values,
+        edges,
+        counts,
+        {n: _categories(frame, n) for n in CATEGORICAL_FEATURES},
+        frame.height,
+        version,
+    )
 
 
 class DriftSummary(TypedDict):
@@ -130,9 +137,15 @@ class DriftResult:
 
     def as_dict(self) -> DriftReport:
         """The JSON shape `rtv drift --json` prints and the catalog stores."""
-        return {"drift": self.drift, "score": self.score, "status": self.status, "rows": self.rows,
-                "reference_rows": self.reference_rows, "reference_version": self.reference_version,
-                "features": self.features}
+        return {
+            "drift": self.drift,
+            "score": self.score,
+            "status": self.status,
+            "rows": self.rows,
+            "reference_rows": self.reference_rows,
+            "reference_version": self.reference_version,
+            "features": self.features,
+        }
 
 
 def detect(ref: Reference, frame: pl.DataFrame, cal: Calibration = CALIBRATION) -> DriftResult:
@@ -142,16 +155,21 @@ def detect(ref: Reference, frame: pl.DataFrame, cal: Calibration = CALIBRATION) 
         if name not in ref.sorted_values or values.size < cal.min_rows:
             features[name] = {"skipped": f"{values.size} values (need {cal.min_rows})", "flag": False}
         else:
-            features[name] = numeric(ref.sorted_values[name], ref.edges[name], ref.bin_counts[name], values,
-                                     cal.smoothing)
+            features[name] = numeric(
+                ref.sorted_values[name], ref.edges[name], ref.bin_counts[name], values, cal.smoothing
+            )
     for name in CATEGORICAL_FEATURES:
         counts = _categories(frame, name)
         if not ref.categories.get(name) or sum(counts.values()) < cal.min_rows:
-            features[name] = {"skipped": f"{sum(counts.values())} values (need {cal.min_rows})", "flag": False}
+            features[name] = {
+                "skipped": f"{sum(counts.values())} values (need {cal.min_rows})",
+                "flag": False,
+            }
         else:
             features[name] = categorical(ref.categories[name], counts, cal.smoothing)
-    tested: list[tuple[str, PValue, Test]] = [(f, metric, test) for f, row in features.items()
-                                              for metric, test in row.get("_tests", {}).items()]
+    tested: list[tuple[str, PValue, Test]] = [
+        (f, metric, test) for f, row in features.items() for metric, test in row.get("_tests", {}).items()
+    ]
     for (f, metric, _), adjusted in zip(tested, holm(p_values([t for *_, t in tested])), strict=True):
         features[f][metric] = float(f"{adjusted:.3g}")
     for row in features.values():
@@ -159,6 +177,12 @@ def detect(ref: Reference, frame: pl.DataFrame, cal: Calibration = CALIBRATION) 
             significant = any(row[metric] < cal.alpha for metric in row.pop("_tests"))
             row["flag"] = significant and row["psi"] >= cal.min_psi
     scores = [row["psi"] for row in features.values() if "psi" in row]
-    return DriftResult(drift=any(row["flag"] for row in features.values()), score=max(scores, default=0.0),
-                       rows=frame.height, reference_rows=ref.rows, reference_version=ref.version,
-                       features=features, status="ok" if tested else "insufficient")
+    return DriftResult(
+        drift=any(row["flag"] for row in features.values()),
+        score=max(scores, default=0.0),
+        rows=frame.height,
+        reference_rows=ref.rows,
+        reference_version=ref.version,
+        features=features,
+        status="ok" if tested else "insufficient",
+    )

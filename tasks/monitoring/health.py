@@ -87,8 +87,9 @@ def _prefect_states(since: datetime) -> list[str] | None:
 
     try:
         with get_client(sync_client=True) as client:
-            runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(end_time=FlowRunFilterEndTime(after_=since)),
-                                         limit=1000)
+            runs = client.read_flow_runs(
+                flow_run_filter=FlowRunFilter(end_time=FlowRunFilterEndTime(after_=since)), limit=1000
+            )
     except Exception:  # noqa: BLE001 - an unreachable API falls back to the catalog's view
         return None
     return [r.state_type.value for r in runs if r.state_type]
@@ -100,14 +101,20 @@ def _runs(rt: Runtime, since: datetime, states: list[str] | None) -> Component:
         states = _prefect_states(since)
     if states is None:  # the catalog's view: ingestions that finished or failed
         source = "ingestions (Prefect API not reachable)"
-        states = ["COMPLETED" if i.status in DONE or i.status in ("rejected", "duplicate_file") else "FAILED"
-                  for i in rt.catalog.list_ingestions(limit=10_000, since=since) if i.status not in ("landed", "running")]
+        states = [
+            "COMPLETED" if i.status in DONE or i.status in ("rejected", "duplicate_file") else "FAILED"
+            for i in rt.catalog.list_ingestions(limit=10_000, since=since)
+            if i.status not in ("landed", "running")
+        ]
     ended = [s for s in states if s in ("COMPLETED", "FAILED", "CRASHED")]
     if not ended:
         return Component(100.0, f"no finished runs in the period ({source})", {"runs": 0})
     ok = sum(s == "COMPLETED" for s in ended)
-    return Component(round(100 * ok / len(ended), 1), f"{ok} of {len(ended)} {source} completed",
-                     {"runs": len(ended), "completed": ok})
+    return Component(
+        round(100 * ok / len(ended), 1),
+        f"{ok} of {len(ended)} {source} completed",
+        {"runs": len(ended), "completed": ok},
+    )
 
 
 def _quality(rt: Runtime, since: datetime) -> Component:
@@ -116,8 +123,11 @@ def _quality(rt: Runtime, since: datetime) -> Component:
         return Component(100.0, "no ingestions in the period", {"ingestions": 0})
     breached = [i.id for i in done if ingestion_breaches(rt.catalog, rt.settings, i)]
     clean = len(done) - len(breached)
-    return Component(round(100 * clean / len(done), 1), f"{clean} of {len(done)} ingestions within every threshold",
-                     {"ingestions": len(done), "breached": breached[:20]})
+    return Component(
+        round(100 * clean / len(done), 1),
+        f"{clean} of {len(done)} ingestions within every threshold",
+        {"ingestions": len(done), "breached": breached[:20]},
+    )
 
 
 def _model(rt: Runtime, now: datetime) -> Component:
@@ -130,24 +140,33 @@ def _model(rt: Runtime, now: datetime) -> Component:
     created = version.creation_timestamp / 1000
     age = (now.timestamp() - created) / 86400
     metrics = rt.registry.client.get_run(version.run_id).data.metrics
-    figures: Figures = {"version": str(version.version), "age_days": round(age, 1),
-                        "holdout_roc_auc": metrics.get("holdout_roc_auc")}
+    figures: Figures = {
+        "version": str(version.version),
+        "age_days": round(age, 1),
+        "holdout_roc_auc": metrics.get("holdout_roc_auc"),
+    }
     problems = []
     if age >= rt.settings.retrain_max_age_days:
         problems.append(f"{age:.0f} days old (limit {rt.settings.retrain_max_age_days})")
     drift = recent_drift(rt, str(version.version), created)
     if drift:
         problems.append(drift)
-    return Component(max(0.0, 100 - MODEL_PENALTY * len(problems)),
-                     "; ".join(problems) or f"champion v{version.version} is current", figures)
+    return Component(
+        max(0.0, 100 - MODEL_PENALTY * len(problems)),
+        "; ".join(problems) or f"champion v{version.version} is current",
+        figures,
+    )
 
 
 def _system(rt: Runtime) -> Component:
     catalog, storage = check_catalog(rt), check_storage(rt)  # the same probes as the API's /ready
     checks = {"catalog": catalog, "storage": storage}
     ok = sum(c.ok for c in checks.values())
-    return Component(100.0 * ok / len(checks), ", ".join(f"{k}: {c.message}" for k, c in checks.items()),
-                     {"catalog": catalog.ok, "storage": storage.ok})
+    return Component(
+        100.0 * ok / len(checks),
+        ", ".join(f"{k}: {c.message}" for k, c in checks.items()),
+        {"catalog": catalog.ok, "storage": storage.ok},
+    )
 
 
 def band(score: float) -> str:
@@ -155,16 +174,19 @@ def band(score: float) -> str:
     return next(name for floor, name in BANDS if score >= floor)
 
 
-def health_report(rt: Runtime, *, days: float = 7, now: datetime | None = None,
-                  run_states: list[str] | None = None) -> HealthReport:
+def health_report(
+    rt: Runtime, *, days: float = 7, now: datetime | None = None, run_states: list[str] | None = None
+) -> HealthReport:
     """The weighted score over the last `days`; the catalog or storage down makes it unhealthy outright."""
     now = now or datetime.now(UTC)
     since = now - timedelta(days=days)
     system = _system(rt)
     components = {"system": system}
     parts: tuple[tuple[str, Callable[[], Component]], ...] = (
-        ("runs", lambda: _runs(rt, since, run_states)), ("quality", lambda: _quality(rt, since)),
-        ("model", lambda: _model(rt, now)))
+        ("runs", lambda: _runs(rt, since, run_states)),
+        ("quality", lambda: _quality(rt, since)),
+        ("model", lambda: _model(rt, now)),
+    )
     for name, build in parts:
         started = time.monotonic()
         try:
@@ -174,4 +196,6 @@ def health_report(rt: Runtime, *, days: float = 7, now: datetime | None = None,
         components[name].figures["seconds"] = round(time.monotonic() - started, 2)
     score = round(sum(WEIGHTS[n] * c.score for n, c in components.items()), 1)
     verdict = "unhealthy" if system.score < 100 else band(score)
-    return HealthReport(score, verdict, {n: components[n] for n in WEIGHTS}, now.isoformat(timespec="seconds"))
+    return HealthReport(
+        score, verdict, {n: components[n] for n in WEIGHTS}, now.isoformat(timespec="seconds")
+    )

@@ -45,7 +45,9 @@ def check_catalog(rt: Runtime) -> Check:
     def probe() -> Check:
         with rt.catalog.engine.connect() as connection:
             answered = connection.execute(text("SELECT 1")).scalar() == 1
-        return Check(answered, f"{rt.catalog.engine.dialect.name} answered" if answered else "catalog gave no answer")
+        return Check(
+            answered, f"{rt.catalog.engine.dialect.name} answered" if answered else "catalog gave no answer"
+        )
 
     return _probe("catalog", probe)
 
@@ -95,5 +97,9 @@ def check_champion(rt: Runtime) -> Check:
 
 def check_readiness(rt: Runtime, prefect_api_url: str | None = None) -> dict[str, Check]:
     """Every dependency probed once: catalog, storage, prefect_api, champion_model."""
-    return {"catalog": check_catalog(rt), "storage": check_storage(rt), "prefect_api": check_prefect(prefect_api_url),
-            "champion_model": check_champion(rt)}
+    return {
+        "catalog": check_catalog(rt),
+        "storage": check_storage(rt),
+        "prefect_api": check_prefect(prefect_api_url),
+        "champion_model": check_champion(rt),
+    }

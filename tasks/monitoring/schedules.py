@@ -32,13 +32,27 @@ def run_breaches(runs: list[ScheduledRun], now: datetime, late_minutes: int) -> 
     for run in runs:
         late_by = (now - aware(run.expected_start)).total_seconds() / 60
         if run.state_type in ("FAILED", "CRASHED"):
-            found.append(Breach("run_failed", run.deployment, run.state_name, "Completed",
-                                f"run {run.run_name} due {run.expected_start:%Y-%m-%d %H:%M} UTC ended "
-                                f"{run.state_name}: {(run.message or '').splitlines()[0][:200] if run.message else ''}"))
+            found.append(
+                Breach(
+                    "run_failed",
+                    run.deployment,
+                    run.state_name,
+                    "Completed",
+                    f"run {run.run_name} due {run.expected_start:%Y-%m-%d %H:%M} UTC ended "
+                    f"{run.state_name}: {(run.message or '').splitlines()[0][:200] if run.message else ''}",
+                )
+            )
         elif run.state_type in ("SCHEDULED", "PENDING") and late_by > late_minutes:
-            found.append(Breach("run_late", run.deployment, round(late_by), late_minutes,
-                                f"run {run.run_name} due {run.expected_start:%Y-%m-%d %H:%M} UTC has not started "
-                                f"after {late_by:.0f} minutes"))
+            found.append(
+                Breach(
+                    "run_late",
+                    run.deployment,
+                    round(late_by),
+                    late_minutes,
+                    f"run {run.run_name} due {run.expected_start:%Y-%m-%d %H:%M} UTC has not started "
+                    f"after {late_by:.0f} minutes",
+                )
+            )
     return found
 
 
@@ -61,13 +75,23 @@ def scheduled_runs(now: datetime) -> list[ScheduledRun]:
                 continue
             runs = client.read_flow_runs(
                 deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment.id])),
-                flow_run_filter=FlowRunFilter(expected_start_time=FlowRunFilterExpectedStartTime(before_=now)),
-                sort=FlowRunSort.EXPECTED_START_TIME_DESC, limit=1)
+                flow_run_filter=FlowRunFilter(
+                    expected_start_time=FlowRunFilterExpectedStartTime(before_=now)
+                ),
+                sort=FlowRunSort.EXPECTED_START_TIME_DESC,
+                limit=1,
+            )
             for run in runs:
-                found.append(ScheduledRun(f"{flows.get(deployment.flow_id, '?')}/{deployment.name}",
-                                          run.state_type.value if run.state_type else "UNKNOWN",
-                                          run.state_name or "?", run.expected_start_time or now, run.name,
-                                          run.state.message if run.state else None))
+                found.append(
+                    ScheduledRun(
+                        f"{flows.get(deployment.flow_id, '?')}/{deployment.name}",
+                        run.state_type.value if run.state_type else "UNKNOWN",
+                        run.state_name or "?",
+                        run.expected_start_time or now,
+                        run.name,
+                        run.state.message if run.state else None,
+                    )
+                )
     return found
 
 

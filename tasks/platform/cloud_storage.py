@@ -42,7 +42,7 @@ def _folder(prefix: str | None) -> str:
 def _under(names: Iterable[str], folder: str, prefix: str) -> list[str]:
     """Keys (folder removed) equal to `prefix` or below it as a path, sorted, as LocalStore.list returns them."""
     stem = prefix.rstrip("/")
-    keys = (name[len(folder):] for name in names)
+    keys = (name[len(folder) :] for name in names)
     return sorted(k for k in keys if not stem or k == stem or k.startswith(stem + "/"))
 
 
@@ -69,8 +69,12 @@ def _s3_client(credentials: Any) -> Any:
     from botocore.config import Config
 
     params = credentials.aws_client_parameters.get_params_override()
-    config = Config(connect_timeout=CONNECT_TIMEOUT_S, read_timeout=READ_TIMEOUT_S, tcp_keepalive=True,
-                    retries={"max_attempts": SDK_ATTEMPTS, "mode": "standard"})
+    config = Config(
+        connect_timeout=CONNECT_TIMEOUT_S,
+        read_timeout=READ_TIMEOUT_S,
+        tcp_keepalive=True,
+        retries={"max_attempts": SDK_ATTEMPTS, "mode": "standard"},
+    )
     params["config"] = config.merge(params["config"]) if params.get("config") else config  # the block wins
     return credentials.get_boto3_session().client("s3", **params)
 
@@ -112,8 +116,9 @@ class S3Store:
         self._create_only = _s3_client(bucket.credentials)
         for operation in ("PutObject", "CompleteMultipartUpload"):
             self._create_only.meta.events.register(f"before-parameter-build.s3.{operation}", _if_none_match)
-        self._transfer = TransferConfig(multipart_threshold=PART_BYTES, multipart_chunksize=PART_BYTES,
-                                        max_concurrency=PARALLEL_PARTS)
+        self._transfer = TransferConfig(
+            multipart_threshold=PART_BYTES, multipart_chunksize=PART_BYTES, max_concurrency=PARALLEL_PARTS
+        )
 
     @classmethod
     def from_settings(cls, settings: Settings) -> S3Store:
@@ -122,10 +127,15 @@ class S3Store:
 
         if settings.s3_block:
             return cls(_loaded(S3Bucket.load(settings.s3_block)))
-        credentials = AwsCredentials(region_name=settings.s3_region, aws_client_parameters=AwsClientParameters(
-            endpoint_url=settings.s3_endpoint_url))
-        return cls(S3Bucket(bucket_name=settings.s3_bucket, bucket_folder=settings.s3_prefix,
-                            credentials=credentials))
+        credentials = AwsCredentials(
+            region_name=settings.s3_region,
+            aws_client_parameters=AwsClientParameters(endpoint_url=settings.s3_endpoint_url),
+        )
+        return cls(
+            S3Bucket(
+                bucket_name=settings.s3_bucket, bucket_folder=settings.s3_prefix, credentials=credentials
+            )
+        )
 
     def _key(self, key: str) -> str:
         return self.folder + check_key(key)
@@ -150,7 +160,9 @@ class S3Store:
     def get(self, key: str) -> bytes:
         """Read an object's bytes."""
         with _s3_errors(key):
-            return cast(bytes, self._client.get_object(Bucket=self.bucket_name, Key=self._key(key))["Body"].read())
+            return cast(
+                bytes, self._client.get_object(Bucket=self.bucket_name, Key=self._key(key))["Body"].read()
+            )
 
     def get_to_file(self, key: str, path: Path) -> None:
         """Download an object to a local file (ranged, in parallel)."""
@@ -174,7 +186,8 @@ class S3Store:
     def list(self, prefix: str = "") -> list[str]:
         """Keys under a prefix, sorted."""
         pages = self._client.get_paginator("list_objects_v2").paginate(
-            Bucket=self.bucket_name, Prefix=self.folder + prefix.rstrip("/"))
+            Bucket=self.bucket_name, Prefix=self.folder + prefix.rstrip("/")
+        )
         return _under((o["Key"] for page in pages for o in page.get("Contents", [])), self.folder, prefix)
 
     def delete(self, key: str) -> None:
@@ -214,18 +227,28 @@ def _blob_service(credentials: AzureBlobStorageCredentials) -> BlobServiceClient
 
     # Reads come in 4 MB ranges: the SDK briefly holds 8 bytes per byte of a range (list() of its
     # response stream pre-sizes to the byte length), so a bigger range costs memory, a smaller one round trips.
-    sizes: _BlobClientOptions = {"max_single_put_size": PART_BYTES, "max_block_size": PART_BYTES,
-             "max_single_get_size": PART_BYTES // 2, "max_chunk_get_size": PART_BYTES // 2,
-             "connection_timeout": CONNECT_TIMEOUT_S, "read_timeout": READ_TIMEOUT_S,
-             "retry_total": SDK_ATTEMPTS - 1, "initial_backoff": 1, "increment_base": 2}
+    sizes: _BlobClientOptions = {
+        "max_single_put_size": PART_BYTES,
+        "max_block_size": PART_BYTES,
+        "max_single_get_size": PART_BYTES // 2,
+        "max_chunk_get_size": PART_BYTES // 2,
+        "connection_timeout": CONNECT_TIMEOUT_S,
+        "read_timeout": READ_TIMEOUT_S,
+        "retry_total": SDK_ATTEMPTS - 1,
+        "initial_backoff": 1,
+        "increment_base": 2,
+    }
     if credentials.connection_string is not None:
-        return BlobServiceClient.from_connection_string(credentials.connection_string.get_secret_value(), **sizes)
+        return BlobServiceClient.from_connection_string(
+            credentials.connection_string.get_secret_value(), **sizes
+        )
     from azure.identity import ClientSecretCredential, DefaultAzureCredential
 
     identity: Any = DefaultAzureCredential()
     if credentials.client_id and credentials.tenant_id and credentials.client_secret:
-        identity = ClientSecretCredential(credentials.tenant_id, credentials.client_id,
-                                          credentials.client_secret.get_secret_value())
+        identity = ClientSecretCredential(
+            credentials.tenant_id, credentials.client_id, credentials.client_secret.get_secret_value()
+        )
     return BlobServiceClient(str(credentials.account_url), credential=identity, **sizes)
 
 
@@ -262,8 +285,13 @@ class AzureStore:
         if settings.azure_connection_string is None:
             raise ValueError("azure storage needs RTV_AZURE_CONNECTION_STRING or RTV_AZURE_BLOCK")
         credentials = AzureBlobStorageCredentials(connection_string=settings.azure_connection_string)
-        return cls(AzureBlobStorageContainer(container_name=settings.azure_container, credentials=credentials,
-                                             base_folder=settings.azure_prefix or None))
+        return cls(
+            AzureBlobStorageContainer(
+                container_name=settings.azure_container,
+                credentials=credentials,
+                base_folder=settings.azure_prefix or None,
+            )
+        )
 
     def _blob(self, key: str) -> str:
         return self.folder + check_key(key)
@@ -276,8 +304,13 @@ class AzureStore:
     def put_file(self, key: str, path: Path, *, overwrite: bool = False) -> None:
         """Upload a file: one Put Blob when small, else blocks read from disk and committed (visible) at once."""
         with _azure_errors(key), open(path, "rb") as handle:
-            self._container.upload_blob(self._blob(key), handle, length=path.stat().st_size, overwrite=overwrite,
-                                        max_concurrency=PARALLEL_PARTS)
+            self._container.upload_blob(
+                self._blob(key),
+                handle,
+                length=path.stat().st_size,
+                overwrite=overwrite,
+                max_concurrency=PARALLEL_PARTS,
+            )
 
     def get(self, key: str) -> bytes:
         """Read a blob's bytes."""
@@ -303,8 +336,11 @@ class AzureStore:
 
     def list(self, prefix: str = "") -> list[str]:
         """Keys under a prefix, sorted."""
-        return _under(self._container.list_blob_names(name_starts_with=self.folder + prefix.rstrip("/")),
-                      self.folder, prefix)
+        return _under(
+            self._container.list_blob_names(name_starts_with=self.folder + prefix.rstrip("/")),
+            self.folder,
+            prefix,
+        )
 
     def delete(self, key: str) -> None:
         """Remove a blob (and its snapshots) if present."""

@@ -44,13 +44,20 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_process(command: Sequence[str], log: Path, *, env: Mapping[str, str] | None = None,
-                  cwd: Path | None = None) -> subprocess.Popen[bytes]:
+def start_process(
+    command: Sequence[str], log: Path, *, env: Mapping[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.Popen[bytes]:
     """Start `command` in a new process group with stdout and stderr appended to `log`."""
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "ab") as out:  # the child keeps its own copy of the descriptor
-        return subprocess.Popen(list(command), cwd=cwd, env=None if env is None else dict(env), stdout=out,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+        return subprocess.Popen(
+            list(command),
+            cwd=cwd,
+            env=None if env is None else dict(env),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
 
 def answers(url: str, *, any_status: bool = False) -> bool:
@@ -62,8 +69,15 @@ def answers(url: str, *, any_status: bool = False) -> bool:
     return any_status or status == 200
 
 
-def wait_until_ready(process: subprocess.Popen[bytes], url: str, *, name: str, timeout: float = 180,
-                     log: Path | None = None, any_status: bool = False) -> None:
+def wait_until_ready(
+    process: subprocess.Popen[bytes],
+    url: str,
+    *,
+    name: str,
+    timeout: float = 180,
+    log: Path | None = None,
+    any_status: bool = False,
+) -> None:
     """Poll `url` until it answers; raise NotReady as soon as the process exits or after `timeout` seconds."""
     deadline = time.monotonic() + timeout
     while True:
@@ -105,9 +119,18 @@ def stop_process(process: subprocess.Popen[bytes], grace: float = 10) -> None:
 
 
 @contextmanager
-def running(name: str, command: Sequence[str], log: Path, *, ready_url: str | None = None, timeout: float = 180,
-            env: Mapping[str, str] | None = None, cwd: Path | None = None, any_status: bool = False,
-            grace: float = 10) -> Iterator[subprocess.Popen[bytes]]:
+def running(
+    name: str,
+    command: Sequence[str],
+    log: Path,
+    *,
+    ready_url: str | None = None,
+    timeout: float = 180,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    any_status: bool = False,
+    grace: float = 10,
+) -> Iterator[subprocess.Popen[bytes]]:
     """Run `command` until the block ends, once `ready_url` answers; raises NotReady (process stopped) if not."""
     process = start_process(command, log, env=env, cwd=cwd)
     try:
@@ -126,16 +149,33 @@ def prefect_api_url(port: int) -> str:
 def prefect_env(home: Path, port: int, base: Mapping[str, str] | None = None) -> dict[str, str]:
     """`base` (default: this environment) pointed at a quiet Prefect server on `port` whose state is in `home`."""
     return dict(os.environ if base is None else base) | {
-        "PREFECT_HOME": str(home), "PREFECT_API_URL": prefect_api_url(port),
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_UI_ENABLED": "false", "PREFECT_CLI_PROMPT": "false"}
+        "PREFECT_HOME": str(home),
+        "PREFECT_API_URL": prefect_api_url(port),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_UI_ENABLED": "false",
+        "PREFECT_CLI_PROMPT": "false",
+    }
 
 
 @contextmanager
-def prefect_server(home: Path, port: int, *, env: Mapping[str, str] | None = None, timeout: float = 180,
-                   log: Path | None = None) -> Iterator[str]:
+def prefect_server(
+    home: Path,
+    port: int,
+    *,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 180,
+    log: Path | None = None,
+) -> Iterator[str]:
     """A throw-away `prefect server start` on 127.0.0.1:`port` (state in `home`); yields its API URL."""
     command = [str(BIN / "prefect"), "server", "start", "--host", LOOPBACK, "--port", str(port)]
     url = prefect_api_url(port)
-    with running("the Prefect server", command, log or home / "prefect-server.log", ready_url=f"{url}/health",
-                 timeout=timeout, env=prefect_env(home, port, env), grace=30):
+    with running(
+        "the Prefect server",
+        command,
+        log or home / "prefect-server.log",
+        ready_url=f"{url}/health",
+        timeout=timeout,
+        env=prefect_env(home, port, env),
+        grace=30,
+    ):
         yield url

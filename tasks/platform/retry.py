@@ -36,8 +36,13 @@ def _never_retry_bad_input(_task: Task[..., Any], _run: TaskRun, state: State[An
 
 def io_task(fn: Callable[P, R]) -> Task[P, R]:
     """A task touching storage, the catalog or the network: retried with exponential backoff and jitter."""
-    return task(retries=IO_RETRIES, retry_delay_seconds=exponential_backoff(backoff_factor=IO_BACKOFF_SECONDS),
-                retry_jitter_factor=IO_JITTER, retry_condition_fn=_never_retry_bad_input, cache_policy=NO_CACHE)(fn)
+    return task(
+        retries=IO_RETRIES,
+        retry_delay_seconds=exponential_backoff(backoff_factor=IO_BACKOFF_SECONDS),
+        retry_jitter_factor=IO_JITTER,
+        retry_condition_fn=_never_retry_bad_input,
+        cache_policy=NO_CACHE,
+    )(fn)
 
 
 def cpu_task(fn: Callable[P, R]) -> Task[P, R]:

@@ -129,7 +129,9 @@ class LocalStore:
         if not base.is_dir():
             return []
         return sorted(
-            p.relative_to(self.root).as_posix() for p in base.rglob("*") if p.is_file() and ".staging-" not in p.name
+            p.relative_to(self.root).as_posix()
+            for p in base.rglob("*")
+            if p.is_file() and ".staging-" not in p.name
         )
 
     def delete(self, key: str) -> None:
@@ -144,8 +146,9 @@ class LocalStore:
         """A location a person can open."""
         return self.path(key).as_uri()
 
-    def _write_atomic(self, key: str, write: Callable[[BinaryIO], object], overwrite: bool,
-                      durable: bool = True) -> None:
+    def _write_atomic(
+        self, key: str, write: Callable[[BinaryIO], object], overwrite: bool, durable: bool = True
+    ) -> None:
         target = self.path(key)
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, staging = tempfile.mkstemp(prefix=f".staging-{target.name}.", dir=target.parent)

@@ -10,12 +10,26 @@ from sqlalchemy import insert, select
 from tasks.platform.catalog import Catalog
 from tasks.platform.catalog.models import AuditEvent
 
-ACTIONS = ("landed", "viewed", "exported", "decrypted", "approved", "rejected", "rotated", "retrained",
-           "rolled_back", "signed_in", "denied", "user_added", "purged")
+ACTIONS = (
+    "landed",
+    "viewed",
+    "exported",
+    "decrypted",
+    "approved",
+    "rejected",
+    "rotated",
+    "retrained",
+    "rolled_back",
+    "signed_in",
+    "denied",
+    "user_added",
+    "purged",
+)
 
 
-def record(catalog: Catalog, actor: str, action: str, target: str | None = None,
-           detail: dict[str, Any] | None = None) -> None:
+def record(
+    catalog: Catalog, actor: str, action: str, target: str | None = None, detail: dict[str, Any] | None = None
+) -> None:
     """Append one event (never updated or deleted by the application)."""
     if action not in ACTIONS:
         raise ValueError(f"unknown audit action {action!r}")
@@ -23,8 +37,14 @@ def record(catalog: Catalog, actor: str, action: str, target: str | None = None,
         s.execute(insert(AuditEvent).values(actor=actor, action=action, target=target, detail=detail))
 
 
-def events(catalog: Catalog, *, since: datetime | None = None, actor: str | None = None,
-           action: str | None = None, limit: int = 1000) -> list[AuditEvent]:
+def events(
+    catalog: Catalog,
+    *,
+    since: datetime | None = None,
+    actor: str | None = None,
+    action: str | None = None,
+    limit: int = 1000,
+) -> list[AuditEvent]:
     """Events, newest first, optionally filtered."""
     query = select(AuditEvent).order_by(AuditEvent.id.desc()).limit(limit)
     if since is not None:

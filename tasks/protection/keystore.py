@@ -27,8 +27,10 @@ class EnvKeys:
         return Keyring(tuple(k.strip() for k in self.fernet_keys.split(",") if k.strip()), self.pseudonym_key)
 
     def save(self, keyring: Keyring) -> None:
-        raise ProtectionError("keys come from RTV_FERNET_KEYS: put the new key first there (newest first), run "
-                              "`rtv keys rotate` again, then remove the old keys")
+        raise ProtectionError(
+            "keys come from RTV_FERNET_KEYS: put the new key first there (newest first), run "
+            "`rtv keys rotate` again, then remove the old keys"
+        )
 
 
 @dataclass(frozen=True)
@@ -116,5 +118,7 @@ def key_store(settings: Settings) -> KeyStore:
         return SecretBlockKeys(settings.key_secret_block)
     path = (settings.key_file or DEFAULT_KEY_FILE).expanduser()
     if settings.env != "dev" and not path.exists():
-        raise ProtectionError(f"no keys configured for {settings.env}: set RTV_FERNET_KEYS and RTV_PSEUDONYM_KEY")
+        raise ProtectionError(
+            f"no keys configured for {settings.env}: set RTV_FERNET_KEYS and RTV_PSEUDONYM_KEY"
+        )
     return FileKeys(path, create=settings.env == "dev")

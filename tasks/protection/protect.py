@@ -53,7 +53,9 @@ class Keyring:
             if len(base64.urlsafe_b64decode(self.pseudonym_key)) < 32:
                 raise ValueError
         except ValueError:
-            raise ProtectionError("a configured key is malformed (expected url-safe base64, 32 bytes)") from None
+            raise ProtectionError(
+                "a configured key is malformed (expected url-safe base64, 32 bytes)"
+            ) from None
 
     @classmethod
     def generate(cls) -> Keyring:
@@ -79,7 +81,9 @@ class Keyring:
             data = json.loads(text)
             return cls(tuple(data["fernet_keys"]), data["pseudonym_key"])
         except (ValueError, KeyError, TypeError):
-            raise ProtectionError("key material is not valid JSON with fernet_keys and pseudonym_key") from None
+            raise ProtectionError(
+                "key material is not valid JSON with fernet_keys and pseudonym_key"
+            ) from None
 
 
 def load_key_file(path: Path, *, create: bool) -> Keyring:
@@ -87,7 +91,9 @@ def load_key_file(path: Path, *, create: bool) -> Keyring:
     if path.exists():
         return Keyring.from_json(path.read_text())
     if not create:
-        raise ProtectionError(f"key file {path} does not exist; set RTV_FERNET_KEYS or create one with `rtv keys init`")
+        raise ProtectionError(
+            f"key file {path} does not exist; set RTV_FERNET_KEYS or create one with `rtv keys init`"
+        )
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     keyring = Keyring.generate()
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -109,6 +115,7 @@ def write_key_file(path: Path, keyring: Keyring) -> None:
 
 # ---- pseudonyms and id shapes ------------------------------------------------------------------------
 
+
 def normalise_id(value: str) -> str:
     """Identifier as compared: surrounding space removed, upper case."""
     return value.strip().upper()
@@ -127,7 +134,11 @@ def pseudonym_expr(keyring: Keyring, expr: pl.Expr) -> pl.Expr:
 def hmac_expr(keyring: Keyring, expr: pl.Expr) -> pl.Expr:
     """Keyed HMAC-SHA256 (32 hex chars) of a String or Binary expression; nulls stay null."""
     # the `expr.chash` namespace, built directly: mypy cannot see namespaces registered at import time
-    return polars_hash.CryptographicHashingNameSpace(expr).hmac_sha256(key=keyring.hmac_key.decode()).str.slice(0, 32)
+    return (
+        polars_hash.CryptographicHashingNameSpace(expr)
+        .hmac_sha256(key=keyring.hmac_key.decode())
+        .str.slice(0, 32)
+    )
 
 
 def pseudonymize(keyring: Keyring, values: pl.Series) -> pl.Series:
@@ -156,6 +167,7 @@ def mask_id(value: str | None) -> str | None:
 
 # ---- field encryption (envelope: one AES-256-GCM data key per batch, wrapped by MultiFernet) --------------
 
+
 def _column_tag(column: str) -> bytes:
     return hashlib.sha256(column.encode()).digest()[:4]
 
@@ -183,8 +195,9 @@ def seal_columns(keyring: Keyring, columns: dict[str, pl.Series]) -> tuple[str, 
     return keyring.fernet.encrypt(data_key).decode(), sealed
 
 
-def open_values(keyring: Keyring, wrapped_keys: Sequence[str | None], tokens: Sequence[str | None],
-                column: str) -> list[str | None]:
+def open_values(
+    keyring: Keyring, wrapped_keys: Sequence[str | None], tokens: Sequence[str | None], column: str
+) -> list[str | None]:
     """Plain values from sealed tokens; a tampered token, a foreign column or a retired key raises."""
     fernet, aad, aeads = keyring.fernet, column.encode(), {}
     out: list[str | None] = []
@@ -198,7 +211,9 @@ def open_values(keyring: Keyring, wrapped_keys: Sequence[str | None], tokens: Se
             raw = base64.urlsafe_b64decode(token)
             out.append(aeads[wrapped].decrypt(raw[:12], raw[12:], aad).decode())
     except InvalidToken:
-        raise ProtectionError("a data key cannot be unwrapped: tampered, or wrapped under a retired key") from None
+        raise ProtectionError(
+            "a data key cannot be unwrapped: tampered, or wrapped under a retired key"
+        ) from None
     except (InvalidTag, ValueError):
         raise ProtectionError(f"a {column} token failed authentication (tampered or moved)") from None
     return out
@@ -213,6 +228,7 @@ def rewrap_key(keyring: Keyring, wrapped: str) -> str:
 
 
 # ---- raw files: envelope encryption, streamed ----------------------------------------------------------
+
 
 def _frame(data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + data
@@ -256,7 +272,9 @@ def decrypt_stream(keyring: Keyring, handle: BinaryIO) -> Iterator[bytes]:
     try:
         aead = AESGCM(keyring.fernet.decrypt(wrapped or b""))
     except InvalidToken:
-        raise ProtectionError("raw file key cannot be unwrapped: tampered, or wrapped under a retired key") from None
+        raise ProtectionError(
+            "raw file key cannot be unwrapped: tampered, or wrapped under a retired key"
+        ) from None
     index, frame = 0, _read_frame(handle)
     if frame is None:
         raise ProtectionError("encrypted raw file is truncated")

@@ -44,8 +44,9 @@ class Action(StrEnum):
 PERMISSIONS: dict[Role, frozenset[Action]] = {
     Role.FIELD_OFFICER: frozenset({Action.SUBMIT, Action.READ_OWN}),
     # managers read everything and review quarantine; field devices (officers) submit through the API
-    Role.MANAGER: frozenset({Action.READ_OWN, Action.READ_ALL, Action.REVIEW, Action.EXPORT, Action.UPLOAD,
-                             Action.VIEW_PII}),
+    Role.MANAGER: frozenset(
+        {Action.READ_OWN, Action.READ_ALL, Action.REVIEW, Action.EXPORT, Action.UPLOAD, Action.VIEW_PII}
+    ),
     Role.ENGINEER: frozenset(Action),
 }
 
@@ -69,8 +70,11 @@ def sees_pii(role: str, env: str) -> bool:
 
 def add_user(catalog: Catalog, name: str, role: str, password: str) -> User:
     """Create a user; the name must be new, the role known and the password at least 10 characters."""
-    if not name or len(name) > 120 or not name.replace("-", "").replace("_", "").replace(".", "").replace(
-            "@", "").isalnum():
+    if (
+        not name
+        or len(name) > 120
+        or not name.replace("-", "").replace("_", "").replace(".", "").replace("@", "").isalnum()
+    ):
         raise UserError("user names are 1-120 letters, digits, '.', '-', '_' or '@'")
     try:
         Role(role)

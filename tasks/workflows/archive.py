@@ -43,7 +43,11 @@ def archive_old(rt: Runtime, *, older_than_days: int, now: datetime | None = Non
         moved["objects"] += 1
         moved["bytes"] += obj.size_bytes or 0
     for ingestion in rt.catalog.list_ingestions(limit=1_000_000):
-        received = ingestion.received_at if ingestion.received_at.tzinfo else ingestion.received_at.replace(tzinfo=UTC)
+        received = (
+            ingestion.received_at
+            if ingestion.received_at.tzinfo
+            else ingestion.received_at.replace(tzinfo=UTC)
+        )
         if received >= cutoff or ingestion.raw_key.startswith(f"{ARCHIVE}/"):
             continue
         target = f"{ARCHIVE}/{ingestion.raw_key}"
@@ -73,8 +77,11 @@ def purge_expired(rt: Runtime, *, retention_days: int, now: datetime | None = No
         purged["objects"] += 1
         purged["bytes"] += obj.size_bytes or 0
     for ingestion in rt.catalog.list_ingestions(limit=1_000_000):
-        if (ingestion.raw_purged_at is not None or not ingestion.raw_key.startswith(f"{ARCHIVE}/")
-                or _aware(ingestion.received_at) >= cutoff):
+        if (
+            ingestion.raw_purged_at is not None
+            or not ingestion.raw_key.startswith(f"{ARCHIVE}/")
+            or _aware(ingestion.received_at) >= cutoff
+        ):
             continue
         rt.store.delete(ingestion.raw_key)
         rt.catalog.update(ingestion.id, raw_purged_at=datetime.now(UTC))

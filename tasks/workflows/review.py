@@ -41,7 +41,9 @@ def held_rows(rt: Runtime, ingestion_id: str | None = None, *, include_decided: 
     frame = pl.concat([read_parquet(rt.store, k) for k in keys], how="diagonal_relaxed")
     decided = {(r.ingestion_id, r.source_row) for r in rt.catalog.reviews(ingestion_id)}
     if decided and not include_decided:
-        done = pl.DataFrame(list(decided), schema={"ingestion_id": pl.String, "source_row": pl.Int64}, orient="row")
+        done = pl.DataFrame(
+            list(decided), schema={"ingestion_id": pl.String, "source_row": pl.Int64}, orient="row"
+        )
         frame = frame.join(done, on=["ingestion_id", "source_row"], how="anti")
     return frame.sort(["ingestion_id", "source_row"], descending=[True, False])
 
@@ -53,11 +55,15 @@ def _pick(rt: Runtime, ingestion_id: str, rows: list[int]) -> pl.DataFrame:
     chosen = held.filter(pl.col("source_row").is_in(rows)) if held.height else held
     missing = sorted(set(rows) - set(chosen["source_row"].to_list() if chosen.height else []))
     if missing:
-        raise ReviewError(f"row(s) {', '.join(map(str, missing[:10]))} of {ingestion_id} are not waiting for review")
+        raise ReviewError(
+            f"row(s) {', '.join(map(str, missing[:10]))} of {ingestion_id} are not waiting for review"
+        )
     return chosen
 
 
-def approve(rt: Runtime, ingestion_id: str, rows: list[int], reviewer: str, note: str | None = None) -> Reviewed:
+def approve(
+    rt: Runtime, ingestion_id: str, rows: list[int], reviewer: str, note: str | None = None
+) -> Reviewed:
     """Move held rows into validated and processed, score them with the champion, and record the decision.
 
     Object names come from the ingestion and the rows, so retrying an interrupted approval rewrites nothing.
@@ -69,13 +75,19 @@ def approve(rt: Runtime, ingestion_id: str, rows: list[int], reviewer: str, note
     champion = rt.champion()
     if champion is not None:
         outputs["predictions"] = score_with(champion, processed, rt.settings)
-    objects = [write_once(rt.store, f"{zone}/{ingestion_id}/review-{tag}.parquet", frame)
-               for zone, frame in outputs.items()]
-    rt.catalog.record_reviews(ingestion_id, rows, decision="approved", reviewer=reviewer, note=note, objects=objects)
+    objects = [
+        write_once(rt.store, f"{zone}/{ingestion_id}/review-{tag}.parquet", frame)
+        for zone, frame in outputs.items()
+    ]
+    rt.catalog.record_reviews(
+        ingestion_id, rows, decision="approved", reviewer=reviewer, note=note, objects=objects
+    )
     return Reviewed(ingestion_id, sorted(rows), "approved", [o["key"] for o in objects])
 
 
-def reject(rt: Runtime, ingestion_id: str, rows: list[int], reviewer: str, note: str | None = None) -> Reviewed:
+def reject(
+    rt: Runtime, ingestion_id: str, rows: list[int], reviewer: str, note: str | None = None
+) -> Reviewed:
     """Close held rows without accepting them; they stay in quarantine for the record."""
     _pick(rt, ingestion_id, rows)
     rt.catalog.record_reviews(ingestion_id, rows, decision="rejected", reviewer=reviewer, note=note)

@@ -76,12 +76,19 @@ def _rotate_raw(store: ObjectStore, key: str, keyring: Keyring) -> None:
 
 def _rotate_parquet(store: ObjectStore, key: str, keyring: Keyring) -> None:
     frame = pl.read_parquet(io.BytesIO(store.get(key)))
-    plain = {name: pl.Series(name, open_values(keyring, frame[PII_KEY].to_list(), frame[column].to_list(), name),
-                             dtype=pl.String)
-             for name, column in ENCRYPTED.items() if column in frame.columns}
+    plain = {
+        name: pl.Series(
+            name,
+            open_values(keyring, frame[PII_KEY].to_list(), frame[column].to_list(), name),
+            dtype=pl.String,
+        )
+        for name, column in ENCRYPTED.items()
+        if column in frame.columns
+    }
     wrapped, sealed = seal_columns(keyring, plain)  # a fresh data key, wrapped by the newest Fernet key
-    rotated = frame.with_columns(*[sealed[name].alias(ENCRYPTED[name]) for name in plain],
-                                 pl.lit(wrapped).alias(PII_KEY))
+    rotated = frame.with_columns(
+        *[sealed[name].alias(ENCRYPTED[name]) for name in plain], pl.lit(wrapped).alias(PII_KEY)
+    )
     write_parquet(store, key, rotated, overwrite=True)  # one atomic replace
 
 
@@ -111,7 +118,9 @@ def keyed_objects(store: ObjectStore) -> list[str]:
     return [key for prefix in KEYED_ZONES for key in store.list(prefix.rstrip("/"))]
 
 
-def rotate_keys(store: ObjectStore, keys: KeyStore, *, say: Callable[[str], None] = lambda _: None) -> Rotation:
+def rotate_keys(
+    store: ObjectStore, keys: KeyStore, *, say: Callable[[str], None] = lambda _: None
+) -> Rotation:
     """Add a key (or resume an unfinished rotation), re-encrypt everything, then retire the old keys."""
     keyring = keys.load()
     resumed = len(keyring.fernet_keys) > 1
@@ -120,7 +129,9 @@ def rotate_keys(store: ObjectStore, keys: KeyStore, *, say: Callable[[str], None
         keys.save(keyring)  # from here on new writes use the new key and old keys still read
     result = Rotation(new_key=fingerprint(keyring.fernet_keys[0]), resumed=resumed)
     objects = keyed_objects(store)
-    say(f"{'resuming' if resumed else 'rotating'}: {len(objects)} objects to check under key {result.new_key}")
+    say(
+        f"{'resuming' if resumed else 'rotating'}: {len(objects)} objects to check under key {result.new_key}"
+    )
     for key in objects:
         result.counts[rotate_object(store, key, keyring)] += 1
     # Retire only when a fresh pass finds every object current: a writer that started before the new key
@@ -128,12 +139,16 @@ def rotate_keys(store: ObjectStore, keys: KeyStore, *, say: Callable[[str], None
     newest = Fernet(keyring.fernet_keys[0])
     stale = [key for key in keyed_objects(store) if is_current(store, key, newest) is False]
     if stale:
-        raise RuntimeError(f"{len(stale)} objects were written under an old key during the rotation; "
-                           "run `rtv keys rotate` again")
+        raise RuntimeError(
+            f"{len(stale)} objects were written under an old key during the rotation; "
+            "run `rtv keys rotate` again"
+        )
     result.retired = [fingerprint(k) for k in keyring.fernet_keys[1:]]
     if keys.writable:
         keys.save(Keyring(keyring.fernet_keys[:1], keyring.pseudonym_key))
     else:
         say("every object is under the first key of RTV_FERNET_KEYS: remove the other keys from it now")
-    say(f"rotated {result.counts[ROTATED]}, already current {result.counts[CURRENT]}; retired {result.retired}")
+    say(
+        f"rotated {result.counts[ROTATED]}, already current {result.counts[CURRENT]}; retired {result.retired}"
+    )
     return result

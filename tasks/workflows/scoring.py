@@ -30,7 +30,8 @@ def score_file(rt: Runtime, data: bytes) -> tuple[pl.DataFrame, dict[str, object
         conformed = conform(table.frames(), typed=table.typed)
     except (RejectedFile, NotASurveyTable) as bad:
         raise ScoringError(str(bad)) from None
-    frame = conformed.frame.with_columns(pseudonymize(rt.keyring, conformed.frame["household_id"])
-                                         .alias("household_pseudonym")).drop("household_id", "officer_id", "device_id")
+    frame = conformed.frame.with_columns(
+        pseudonymize(rt.keyring, conformed.frame["household_id"]).alias("household_pseudonym")
+    ).drop("household_id", "officer_id", "device_id")
     predictions = score_with(champion, add_features(frame), rt.settings)
     return predictions, summarise(predictions) | {"rows": frame.height}

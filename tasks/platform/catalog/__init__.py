@@ -11,5 +11,14 @@ from tasks.platform.catalog.models import (
 )
 from tasks.platform.catalog.repo import Catalog, DuplicateFile
 
-__all__ = ["Catalog", "DuplicateFile", "Ingestion", "ModelDecision", "QualityMetric", "Review", "RowIdentity",
-           "RuleOutcome", "ZoneObject"]
+__all__ = [
+    "Catalog",
+    "DuplicateFile",
+    "Ingestion",
+    "ModelDecision",
+    "QualityMetric",
+    "Review",
+    "RowIdentity",
+    "RuleOutcome",
+    "ZoneObject",
+]

@@ -73,7 +73,9 @@ class QualityMetric(Base):
 
     __tablename__ = "quality_metrics"
 
-    ingestion_id: Mapped[str] = mapped_column(ForeignKey("ingestions.id", ondelete="CASCADE"), primary_key=True)
+    ingestion_id: Mapped[str] = mapped_column(
+        ForeignKey("ingestions.id", ondelete="CASCADE"), primary_key=True
+    )
     name: Mapped[str] = mapped_column(String(80), primary_key=True)
     value: Mapped[float] = mapped_column(Float)
 
@@ -130,7 +132,9 @@ class Review(Base):
 
     __tablename__ = "reviews"
 
-    ingestion_id: Mapped[str] = mapped_column(ForeignKey("ingestions.id", ondelete="CASCADE"), primary_key=True)
+    ingestion_id: Mapped[str] = mapped_column(
+        ForeignKey("ingestions.id", ondelete="CASCADE"), primary_key=True
+    )
     source_row: Mapped[int] = mapped_column(Integer, primary_key=True)
     decision: Mapped[str] = mapped_column(String(20))
     reviewer: Mapped[str] = mapped_column(String(120))
@@ -187,7 +191,9 @@ class DriftCheck(Base):
     __tablename__ = "drift_results"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    ingestion_id: Mapped[str | None] = mapped_column(ForeignKey("ingestions.id", ondelete="CASCADE"), index=True)
+    ingestion_id: Mapped[str | None] = mapped_column(
+        ForeignKey("ingestions.id", ondelete="CASCADE"), index=True
+    )
     scope: Mapped[str] = mapped_column(String(20))  # "ingestion" or "weekly"
     computed_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     reference_version: Mapped[str | None] = mapped_column(String(20))

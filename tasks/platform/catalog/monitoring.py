@@ -22,14 +22,30 @@ def record_drift(catalog: Catalog, *, ingestion_id: str | None, scope: str, resu
     """Store a drift result; a re-run of the same ingestion replaces its earlier result."""
     with catalog.session() as s:
         if ingestion_id is not None:
-            s.execute(delete(DriftCheck).where(DriftCheck.ingestion_id == ingestion_id, DriftCheck.scope == scope))
-        s.add(DriftCheck(ingestion_id=ingestion_id, scope=scope, reference_version=result["reference_version"],
-                         rows=result["rows"], score=result["score"], drift=result["drift"],
-                         features=result["features"]))
+            s.execute(
+                delete(DriftCheck).where(DriftCheck.ingestion_id == ingestion_id, DriftCheck.scope == scope)
+            )
+        s.add(
+            DriftCheck(
+                ingestion_id=ingestion_id,
+                scope=scope,
+                reference_version=result["reference_version"],
+                rows=result["rows"],
+                score=result["score"],
+                drift=result["drift"],
+                features=result["features"],
+            )
+        )
 
 
-def drift_checks(catalog: Catalog, *, ingestion_id: str | None = None, since: datetime | None = None,
-                 flagged: bool | None = None, limit: int = 100) -> list[DriftCheck]:
+def drift_checks(
+    catalog: Catalog,
+    *,
+    ingestion_id: str | None = None,
+    since: datetime | None = None,
+    flagged: bool | None = None,
+    limit: int = 100,
+) -> list[DriftCheck]:
     """Stored drift results, newest first."""
     query = select(DriftCheck).order_by(DriftCheck.computed_at.desc(), DriftCheck.id.desc()).limit(limit)
     if ingestion_id is not None:
@@ -60,24 +76,51 @@ def claim(catalog: Catalog, key: str, kind: str, subject: str, now: datetime, wi
     table = table_of(AlertGroup)
     for _ in range(3):
         with catalog.write_lock, catalog.engine.begin() as db:
-            counted = db.execute(update(table).where(table.c.key == key, table.c.window_ends_at > now)
-                                 .values(grouped=table.c.grouped + 1, total=table.c.total + 1, last_at=now,
-                                         first_at=case((table.c.grouped == 0, now), else_=table.c.first_at)))
+            counted = db.execute(
+                update(table)
+                .where(table.c.key == key, table.c.window_ends_at > now)
+                .values(
+                    grouped=table.c.grouped + 1,
+                    total=table.c.total + 1,
+                    last_at=now,
+                    first_at=case((table.c.grouped == 0, now), else_=table.c.first_at),
+                )
+            )
             if counted.rowcount:
                 return Claim(send=False)
             row = db.execute(select(table.c.grouped, table.c.first_at).where(table.c.key == key)).first()
             if row is not None:
-                reopened = db.execute(update(table).where(table.c.key == key, table.c.window_ends_at <= now,
-                                                          table.c.grouped == row.grouped)
-                                      .values(window_ends_at=now + window, first_at=now, last_at=now, grouped=0,
-                                              total=table.c.total + 1, subject=subject[:255]))
+                reopened = db.execute(
+                    update(table)
+                    .where(table.c.key == key, table.c.window_ends_at <= now, table.c.grouped == row.grouped)
+                    .values(
+                        window_ends_at=now + window,
+                        first_at=now,
+                        last_at=now,
+                        grouped=0,
+                        total=table.c.total + 1,
+                        subject=subject[:255],
+                    )
+                )
                 if reopened.rowcount:
-                    return Claim(send=True, held_back=row.grouped, since=aware(row.first_at) if row.grouped else None)
+                    return Claim(
+                        send=True, held_back=row.grouped, since=aware(row.first_at) if row.grouped else None
+                    )
                 continue
         try:
             with catalog.write_lock, catalog.engine.begin() as db:
-                db.execute(insert(table).values(key=key, kind=kind, window_ends_at=now + window, first_at=now,
-                                                last_at=now, grouped=0, total=1, subject=subject[:255]))
+                db.execute(
+                    insert(table).values(
+                        key=key,
+                        kind=kind,
+                        window_ends_at=now + window,
+                        first_at=now,
+                        last_at=now,
+                        grouped=0,
+                        total=1,
+                        subject=subject[:255],
+                    )
+                )
             return Claim(send=True)
         except IntegrityError:
             continue  # another process opened the window first: count into it
@@ -87,15 +130,24 @@ def claim(catalog: Catalog, key: str, kind: str, subject: str, now: datetime, wi
 def closed_groups(catalog: Catalog, now: datetime) -> list[AlertGroup]:
     """Windows that have closed with events still held back (they are owed a summary mail)."""
     with catalog.session() as s:
-        return list(s.scalars(select(AlertGroup).where(AlertGroup.window_ends_at <= now, AlertGroup.grouped > 0)))
+        return list(
+            s.scalars(select(AlertGroup).where(AlertGroup.window_ends_at <= now, AlertGroup.grouped > 0))
+        )
 
 
 def take_held_back(catalog: Catalog, group: AlertGroup) -> bool:
     """Claim a closed group's held-back events for one summary mail (False when another process did)."""
     table = table_of(AlertGroup)
     with catalog.write_lock, catalog.engine.begin() as db:
-        done = db.execute(update(table).where(table.c.key == group.key, table.c.grouped == group.grouped,
-                                              table.c.window_ends_at == group.window_ends_at).values(grouped=0))
+        done = db.execute(
+            update(table)
+            .where(
+                table.c.key == group.key,
+                table.c.grouped == group.grouped,
+                table.c.window_ends_at == group.window_ends_at,
+            )
+            .values(grouped=0)
+        )
     return bool(done.rowcount)
 
 

@@ -75,7 +75,9 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
 
 
-def _bulk_load(connection: Connection, table: str, columns: Sequence[str], rows: Sequence[tuple[str, ...]]) -> None:
+def _bulk_load(
+    connection: Connection, table: str, columns: Sequence[str], rows: Sequence[tuple[str, ...]]
+) -> None:
     """Insert many rows at driver speed: COPY on PostgreSQL, executemany on SQLite (the ORM costs ~10x)."""
     if not rows:
         return
@@ -104,7 +106,8 @@ class Catalog:
         # SQLite has one writer: threads of one process take turns here instead of in SQLite's busy handler,
         # which sleeps 1-100 ms per retry (a busy API process would spend its latency budget sleeping)
         self.write_lock: AbstractContextManager[Any] = (
-            threading.RLock() if self.engine.dialect.name == "sqlite" else nullcontext())
+            threading.RLock() if self.engine.dialect.name == "sqlite" else nullcontext()
+        )
         if migrate:
             self.migrate()
 
@@ -163,12 +166,18 @@ class Catalog:
             s.execute(
                 update(Ingestion)
                 .where(Ingestion.id == ingestion_id)
-                .values(status="running", started_at=utcnow(), flow_run_id=flow_run_id, error=None,
-                        attempts=Ingestion.attempts + 1)
+                .values(
+                    status="running",
+                    started_at=utcnow(),
+                    flow_run_id=flow_run_id,
+                    error=None,
+                    attempts=Ingestion.attempts + 1,
+                )
             )
 
-    def list_ingestions(self, *, limit: int = 100, status: str | None = None,
-                        since: datetime | None = None) -> list[Ingestion]:
+    def list_ingestions(
+        self, *, limit: int = 100, status: str | None = None, since: datetime | None = None
+    ) -> list[Ingestion]:
         """Newest ingestions first."""
         query = select(Ingestion).order_by(Ingestion.received_at.desc()).limit(limit)
         if status:
@@ -178,11 +187,20 @@ class Catalog:
         with self.session() as s:
             return list(s.scalars(query))
 
-    def record_result(self, ingestion_id: str, *, status: str, report: dict[str, Any],
-                      rule_outcomes: Sequence[Mapping[str, Any]], metrics: dict[str, float],
-                      objects: Sequence[dict[str, Any]]) -> None:
+    def record_result(
+        self,
+        ingestion_id: str,
+        *,
+        status: str,
+        report: dict[str, Any],
+        rule_outcomes: Sequence[Mapping[str, Any]],
+        metrics: dict[str, float],
+        objects: Sequence[dict[str, Any]],
+    ) -> None:
         """Store an ingestion's outcome, rule counts, metrics and lineage in one transaction (re-runs replace)."""
-        counts = {k: report.get(k) for k in ("rows_received", "rows_accepted", "rows_quarantined", "rows_duplicate")}
+        counts = {
+            k: report.get(k) for k in ("rows_received", "rows_accepted", "rows_quarantined", "rows_duplicate")
+        }
         with self.session() as s:
             s.execute(delete(RuleOutcome).where(RuleOutcome.ingestion_id == ingestion_id))
             s.execute(delete(QualityMetric).where(QualityMetric.ingestion_id == ingestion_id))
@@ -190,14 +208,21 @@ class Catalog:
             if rule_outcomes:
                 s.execute(insert(RuleOutcome), [dict(o, ingestion_id=ingestion_id) for o in rule_outcomes])
             if metrics:
-                s.execute(insert(QualityMetric),
-                          [{"ingestion_id": ingestion_id, "name": k, "value": float(v)} for k, v in metrics.items()])
+                s.execute(
+                    insert(QualityMetric),
+                    [
+                        {"ingestion_id": ingestion_id, "name": k, "value": float(v)}
+                        for k, v in metrics.items()
+                    ],
+                )
             if objects:
                 s.execute(insert(ZoneObject), [dict(o, ingestion_id=ingestion_id) for o in objects])
             s.execute(
                 update(Ingestion)
                 .where(Ingestion.id == ingestion_id)
-                .values(status=status, report=report, finished_at=utcnow(), error=report.get("reason"), **counts)
+                .values(
+                    status=status, report=report, finished_at=utcnow(), error=report.get("reason"), **counts
+                )
             )
 
     def fail(self, ingestion_id: str, status: str, error: str) -> None:
@@ -215,8 +240,9 @@ class Catalog:
             rows = s.scalars(select(QualityMetric).where(QualityMetric.ingestion_id == ingestion_id))
             return {m.name: m.value for m in rows}
 
-    def zone_objects(self, ingestion_id: str | None = None, zone: str | None = None,
-                     include_archived: bool = False) -> list[ZoneObject]:
+    def zone_objects(
+        self, ingestion_id: str | None = None, zone: str | None = None, include_archived: bool = False
+    ) -> list[ZoneObject]:
         """Lineage rows, optionally for one ingestion or zone."""
         query = select(ZoneObject).order_by(ZoneObject.id)
         if ingestion_id:
@@ -236,9 +262,17 @@ class Catalog:
     def purgeable_objects(self, cutoff: datetime) -> list[ZoneObject]:
         """Archived zone objects written before `cutoff` and not yet deleted."""
         with self.session() as s:
-            return list(s.scalars(select(ZoneObject).where(
-                ZoneObject.archived_at.is_not(None), ZoneObject.purged_at.is_(None), ZoneObject.created_at < cutoff)
-                .order_by(ZoneObject.id)))
+            return list(
+                s.scalars(
+                    select(ZoneObject)
+                    .where(
+                        ZoneObject.archived_at.is_not(None),
+                        ZoneObject.purged_at.is_(None),
+                        ZoneObject.created_at < cutoff,
+                    )
+                    .order_by(ZoneObject.id)
+                )
+            )
 
     def mark_purged(self, object_id: int) -> None:
         """Record that an archived zone object was deleted for good."""
@@ -248,8 +282,11 @@ class Catalog:
     def mark_archived(self, object_id: int, archive_key: str) -> None:
         """Record that a zone object now lives at its archive key."""
         with self.session() as s:
-            s.execute(update(ZoneObject).where(ZoneObject.id == object_id)
-                      .values(key=archive_key, archived_at=utcnow()))
+            s.execute(
+                update(ZoneObject)
+                .where(ZoneObject.id == object_id)
+                .values(key=archive_key, archived_at=utcnow())
+            )
 
     # ---- row identities ---------------------------------------------------------------------------------
 
@@ -309,13 +346,30 @@ class Catalog:
 
     # ---- quarantine review ------------------------------------------------------------------------------
 
-    def record_reviews(self, ingestion_id: str, rows: Sequence[int], *, decision: str, reviewer: str,
-                       note: str | None, objects: Sequence[dict[str, Any]] = ()) -> None:
+    def record_reviews(
+        self,
+        ingestion_id: str,
+        rows: Sequence[int],
+        *,
+        decision: str,
+        reviewer: str,
+        note: str | None,
+        objects: Sequence[dict[str, Any]] = (),
+    ) -> None:
         """Record decisions on held rows and the zone objects they produced, together; a row is decided once."""
         key = next((o["key"] for o in objects if o["zone"] == "validated"), None)
         with self.session() as s:
-            s.add_all(Review(ingestion_id=ingestion_id, source_row=int(r), decision=decision, reviewer=reviewer,
-                             note=note, object_key=key) for r in rows)
+            s.add_all(
+                Review(
+                    ingestion_id=ingestion_id,
+                    source_row=int(r),
+                    decision=decision,
+                    reviewer=reviewer,
+                    note=note,
+                    object_key=key,
+                )
+                for r in rows
+            )
             if objects:
                 s.execute(insert(ZoneObject), [dict(o, ingestion_id=ingestion_id) for o in objects])
 

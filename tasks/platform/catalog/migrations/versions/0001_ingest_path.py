@@ -43,8 +43,13 @@ def upgrade() -> None:
     op.create_table(
         "rule_outcomes",
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-        sa.Column("ingestion_id", sa.String(40), sa.ForeignKey("ingestions.id", ondelete="CASCADE"),
-                  nullable=False, index=True),
+        sa.Column(
+            "ingestion_id",
+            sa.String(40),
+            sa.ForeignKey("ingestions.id", ondelete="CASCADE"),
+            nullable=False,
+            index=True,
+        ),
         sa.Column("rule", sa.String(120), nullable=False),
         sa.Column("expectation", sa.String(120), nullable=False),
         sa.Column("column", sa.String(255)),
@@ -53,16 +58,25 @@ def upgrade() -> None:
     )
     op.create_table(
         "quality_metrics",
-        sa.Column("ingestion_id", sa.String(40), sa.ForeignKey("ingestions.id", ondelete="CASCADE"),
-                  primary_key=True),
+        sa.Column(
+            "ingestion_id",
+            sa.String(40),
+            sa.ForeignKey("ingestions.id", ondelete="CASCADE"),
+            primary_key=True,
+        ),
         sa.Column("name", sa.String(80), primary_key=True),
         sa.Column("value", sa.Float, nullable=False),
     )
     op.create_table(
         "zone_objects",
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-        sa.Column("ingestion_id", sa.String(40), sa.ForeignKey("ingestions.id", ondelete="CASCADE"),
-                  nullable=False, index=True),
+        sa.Column(
+            "ingestion_id",
+            sa.String(40),
+            sa.ForeignKey("ingestions.id", ondelete="CASCADE"),
+            nullable=False,
+            index=True,
+        ),
         sa.Column("zone", sa.String(20), nullable=False),
         sa.Column("key", sa.String(255), nullable=False, unique=True),
         sa.Column("rows", sa.Integer),
@@ -74,8 +88,9 @@ def upgrade() -> None:
         "row_identities",
         sa.Column("identity", sa.String(32), primary_key=True),
         sa.Column("content_hash", sa.String(32), nullable=False),
-        sa.Column("ingestion_id", sa.String(40), sa.ForeignKey("ingestions.id", ondelete="CASCADE"),
-                  nullable=False),
+        sa.Column(
+            "ingestion_id", sa.String(40), sa.ForeignKey("ingestions.id", ondelete="CASCADE"), nullable=False
+        ),
     )
     op.create_index("ix_row_identities_ingestion", "row_identities", ["ingestion_id"])
 

@@ -16,8 +16,12 @@ depends_on = None
 def upgrade() -> None:
     op.create_table(
         "reviews",
-        sa.Column("ingestion_id", sa.String(40), sa.ForeignKey("ingestions.id", ondelete="CASCADE"),
-                  primary_key=True),
+        sa.Column(
+            "ingestion_id",
+            sa.String(40),
+            sa.ForeignKey("ingestions.id", ondelete="CASCADE"),
+            primary_key=True,
+        ),
         sa.Column("source_row", sa.Integer, primary_key=True),
         sa.Column("decision", sa.String(20), nullable=False),
         sa.Column("reviewer", sa.String(120), nullable=False),

@@ -20,14 +20,21 @@ def upgrade() -> None:
         sa.Column("version", sa.Integer, primary_key=True),
         sa.Column("chain_id", sa.String(128), nullable=False),
         sa.Column("content_hash", sa.String(64), nullable=False),
-        sa.Column("ingestion_id", sa.String(40), sa.ForeignKey("ingestions.id", ondelete="CASCADE"), nullable=False,
-                  index=True),
+        sa.Column(
+            "ingestion_id",
+            sa.String(40),
+            sa.ForeignKey("ingestions.id", ondelete="CASCADE"),
+            nullable=False,
+            index=True,
+        ),
         sa.Column("deprecated_id", sa.String(128)),
         sa.Column("submitted_by", sa.String(120)),
         sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
     )
     # one version number per chain: two concurrent edits of the same head cannot both win
-    op.create_index("uq_survey_submissions_chain_version", "survey_submissions", ["chain_id", "version"], unique=True)
+    op.create_index(
+        "uq_survey_submissions_chain_version", "survey_submissions", ["chain_id", "version"], unique=True
+    )
 
 
 def downgrade() -> None:

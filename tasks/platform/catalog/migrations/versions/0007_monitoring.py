@@ -17,7 +17,9 @@ def upgrade() -> None:
     op.create_table(
         "drift_results",
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-        sa.Column("ingestion_id", sa.String(40), sa.ForeignKey("ingestions.id", ondelete="CASCADE"), index=True),
+        sa.Column(
+            "ingestion_id", sa.String(40), sa.ForeignKey("ingestions.id", ondelete="CASCADE"), index=True
+        ),
         sa.Column("scope", sa.String(20), nullable=False),
         sa.Column("computed_at", sa.DateTime(timezone=True), nullable=False, index=True),
         sa.Column("reference_version", sa.String(20)),

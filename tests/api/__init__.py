@@ -1,0 +1,1 @@
+"""The field-device REST API."""

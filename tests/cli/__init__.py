@@ -1,0 +1,1 @@
+"""The rtv command line."""

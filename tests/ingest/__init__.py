@@ -1,0 +1,1 @@
+"""Contract, readers, conform, validation, generator."""

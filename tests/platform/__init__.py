@@ -1,0 +1,1 @@
+"""Settings, stores, catalog, retries, deployment names."""

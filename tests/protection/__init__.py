@@ -1,0 +1,1 @@
+"""Encryption, pseudonyms, keys."""

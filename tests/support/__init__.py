@@ -1,0 +1,1 @@
+"""Helpers the tests share: API server, SMTP server, a switchable TCP proxy."""
