@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -12,9 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import httpx
-
-from tasks.platform.processes import free_port, stop_process
+from tasks.platform.processes import NotReady, free_port, running
 
 ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "correct-horse-battery"
@@ -31,31 +28,15 @@ USERS = {
 def uvicorn_server(env: dict[str, str], log: Path, timeout: float = 60) -> Iterator[str]:
     """`rtv api` in a subprocess on a free 127.0.0.1 port; yields its base URL, stops it afterwards."""
     port = free_port()
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "cli.main", "api", "--port", str(port)],
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
     url = f"http://127.0.0.1:{port}"
+    command = [sys.executable, "-m", "cli.main", "api", "--port", str(port)]
     try:
-        deadline = time.monotonic() + timeout
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"uvicorn exited with {process.returncode}:\n{log.read_text()[-3000:]}")
-            try:
-                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"uvicorn did not answer within {timeout} s:\n{log.read_text()[-3000:]}")
-            time.sleep(0.2)
-        yield url
-    finally:
-        stop_process(process, grace=15)
+        with running(
+            "uvicorn", command, log, ready_url=f"{url}/health", timeout=timeout, env=env, cwd=ROOT, grace=15
+        ):
+            yield url
+    except NotReady as failed:
+        raise RuntimeError(f"{failed}:\n{failed.log_tail(3000)}") from None
 
 
 def surveys(n: int, seed: int, *, derived: bool = True) -> list[dict[str, Any]]:
