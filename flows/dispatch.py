@@ -6,7 +6,7 @@ import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO, cast
+from typing import TYPE_CHECKING, BinaryIO, TypedDict, cast
 from uuid import UUID
 
 from tasks.ingest.landing import Landed, accept_file
@@ -92,7 +92,15 @@ def trigger_sweep() -> str:
     return str(cast("FlowRun", run_deployment(deployments.INGEST_LANDED, timeout=0, tags=["ingest"])).id)
 
 
-def flow_run_state(flow_run_id: str) -> dict[str, Any] | None:
+class RunState(TypedDict):
+    """A flow run's state as the API and the dashboard show it."""
+
+    name: str
+    type: str
+    message: str | None
+
+
+def flow_run_state(flow_run_id: str) -> RunState | None:
     """State name, type and message of a flow run, or None if the server does not know it."""
     from prefect.client.orchestration import get_client
     from prefect.exceptions import ObjectNotFound
@@ -103,7 +111,9 @@ def flow_run_state(flow_run_id: str) -> dict[str, Any] | None:
     except (ObjectNotFound, ValueError):
         return None
     state = run.state
-    return {"name": state.name, "type": state.type.value, "message": state.message} if state else None
+    if state is None:
+        return None
+    return RunState(name=state.name or state.type.value.title(), type=state.type.value, message=state.message)
 
 
 def mark_crashed(flow_run_id: str, message: str) -> None:

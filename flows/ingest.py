@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import polars as pl
 from prefect import Flow, flow, get_run_logger
@@ -37,13 +37,14 @@ from tasks.ingest.zones import (
     PROCESSED_COLUMNS,
     QUARANTINE_COLUMNS,
     VALIDATED_COLUMNS,
+    ZoneObjectRow,
     part_key,
     read_parquet,
     report_key,
     shape,
     write_once,
 )
-from tasks.model.predictions import score_with, summarise
+from tasks.model.predictions import PredictionSummary, score_with, summarise
 from tasks.model.registry import Champion
 from tasks.monitoring import drift
 from tasks.monitoring import thresholds as monitoring
@@ -129,7 +130,7 @@ def write_partition(
     accepted: pl.DataFrame,
     quarantined: pl.DataFrame,
     champion: Champion | None,
-) -> list[dict[str, Any]]:
+) -> list[ZoneObjectRow]:
     """Write one partition to the validated, quarantine, processed and predictions zones (skipping parts written)."""
     processed = shape(add_features(accepted), PROCESSED_COLUMNS, ingestion_id)
     outputs = {
@@ -147,7 +148,7 @@ def write_partition(
 
 
 @io_task
-def summarise_predictions(rt: Runtime, objects: list[dict[str, Any]]) -> dict[str, Any]:
+def summarise_predictions(rt: Runtime, objects: list[ZoneObjectRow]) -> PredictionSummary:
     """Households per predicted status and risk band across this ingestion's prediction parts."""
     keys = [o["key"] for o in objects if o["zone"] == "predictions"]
     if not keys:
@@ -397,6 +398,12 @@ def ingest(ingestion_id: str) -> dict[str, Any]:
     return run_ingest(runtime_for(Settings()), ingestion_id)
 
 
+class SweepSummary(TypedDict):
+    """The ingestions one `ingest-landed` run processed, oldest first."""
+
+    processed: list[str]
+
+
 @io_task
 def waiting_ingestions(rt: Runtime, limit: int, include_queued: bool) -> list[str]:
     """Landed ingestions, oldest first: those no run was queued for, or (catching up) all of them."""
@@ -405,7 +412,7 @@ def waiting_ingestions(rt: Runtime, limit: int, include_queued: bool) -> list[st
 
 
 @flow(name="ingest-landed", on_failure=[alert_failure], on_crashed=[alert_failure], log_prints=False)
-def ingest_landed(limit: int = 1000, include_queued: bool = False) -> dict[str, Any]:
+def ingest_landed(limit: int = 1000, include_queued: bool = False) -> SweepSummary:
     """Process landed ingestions nobody queued a run for (the API's single surveys), oldest first.
 
     `include_queued` also takes those whose queued run never started (the weekly catch-up).

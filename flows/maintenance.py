@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TypedDict
 
 from prefect import flow, get_run_logger
 
 from flows.hooks import alert_failure
 from flows.weekly import publish_report
-from tasks.ingest.quality import quality_summary
+from tasks.ingest.quality import QualitySummary, quality_summary
 from tasks.monitoring.alerts import flush
 from tasks.monitoring.schedules import check_schedules
 from tasks.monitoring.thresholds import BreachRecord, period_breaches
@@ -35,8 +35,26 @@ def schedule_check(rt: Runtime) -> list[BreachRecord]:
     return breaches
 
 
+class DailyQuality(TypedDict):
+    """What the daily quality run found and where its report went."""
+
+    summary: QualitySummary
+    breaches: list[BreachRecord]
+    schedules: list[BreachRecord]
+    report: str
+
+
+class ArchiveRun(TypedDict, total=False):
+    """What the weekly archive moved (and, with a retention period, purged)."""
+
+    objects: int
+    raw_files: int
+    bytes: int
+    purged: dict[str, int]
+
+
 @flow(name="daily-quality", on_failure=[alert_failure], on_crashed=[alert_failure], log_prints=False)
-def daily_quality() -> dict[str, Any]:
+def daily_quality() -> DailyQuality:
     """01:00 Kampala: yesterday's ingestions, pass rates, quarantine reasons, thresholds and scheduled runs."""
     rt = runtime_for(Settings())
     summary = quality_summary(rt.catalog, days=1)
@@ -67,13 +85,17 @@ def purge_step(rt: Runtime, retention_days: int) -> dict[str, int]:
 
 
 @flow(name="archive", log_prints=False)
-def weekly_archive() -> dict[str, Any]:
+def weekly_archive() -> ArchiveRun:
     """Sunday 05:00 Kampala: archive what is older than RTV_ARCHIVE_AFTER_DAYS, then purge past RTV_RETENTION_DAYS."""
     rt = runtime_for(Settings())
     logger = get_run_logger()
     moved = archive_step(rt)
     logger.info("archived %(objects)d zone objects and %(raw_files)d raw files (%(bytes)d bytes)", moved)
-    result: dict[str, Any] = dict(moved)
+    result: ArchiveRun = {
+        "objects": moved["objects"],
+        "raw_files": moved["raw_files"],
+        "bytes": moved["bytes"],
+    }
     if rt.settings.retention_days is not None:
         result["purged"] = purge_step(rt, rt.settings.retention_days)
         logger.info(

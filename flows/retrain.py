@@ -12,10 +12,9 @@ from prefect.runtime import flow_run
 
 from tasks.ingest import contract
 from tasks.model.estimator import VulnerabilityModel, design_matrix, source_features
-from tasks.model.evaluation import Evaluation, evaluate, is_holdout, model_card
+from tasks.model.evaluation import Evaluation, SnapshotDescription, evaluate, is_holdout, model_card
 from tasks.model.lifecycle import (
     MIN_TRAINING_ROWS,
-    SnapshotDescription,
     TriggerCheck,
     check_triggers,
     labelled_snapshot,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypedDict
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
@@ -35,8 +35,18 @@ def weekly_drift(rt: Runtime) -> DriftReport | None:
     return drift.weekly(rt, days=7)
 
 
+class WeeklyEtl(TypedDict):
+    """One weekly run: the ingestions it caught up on, drift, the retrain decision and the week's quality."""
+
+    processed: list[str]
+    drift: dict[str, Any] | None
+    retrain: dict[str, Any]
+    quality: dict[str, Any]
+    report: str
+
+
 @flow(name="weekly-etl", on_failure=[alert_failure], on_crashed=[alert_failure], log_prints=False)
-def weekly_etl() -> dict[str, Any]:
+def weekly_etl() -> WeeklyEtl:
     """Sunday 02:00 Kampala: catch up on landed files, retrain if a trigger fires, publish the week's quality."""
     rt = runtime_for(Settings())
     logger = get_run_logger()

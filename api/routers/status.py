@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, HTTPException, Request
 from starlette.concurrency import run_in_threadpool
@@ -13,12 +13,15 @@ from api.models import Refused, Status
 from tasks.ingest.report import utc_iso
 from tasks.protection.users import Action, can
 
+if TYPE_CHECKING:
+    from flows.dispatch import RunState
+
 router = APIRouter(prefix="/api/v1", tags=["status"])
 INGESTION_ID = re.compile(r"^ing-\d{8}-\d{6}-[0-9a-f]{10}$")
 _FAILED_RUN = {"FAILED", "CRASHED", "CANCELLED", "CANCELLING"}
 
 
-def _run_state(flow_run_id: str) -> dict[str, Any] | None:
+def _run_state(flow_run_id: str) -> RunState | None:
     from flows.dispatch import flow_run_state
 
     try:

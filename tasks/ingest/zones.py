@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 from datetime import UTC, datetime
 from secrets import token_hex
-from typing import Any, Final
+from typing import Final, TypedDict
 
 import polars as pl
 
@@ -84,7 +84,16 @@ def write_parquet(store: ObjectStore, key: str, frame: pl.DataFrame, *, overwrit
     return len(data)
 
 
-def write_once(store: ObjectStore, key: str, frame: pl.DataFrame) -> dict[str, Any]:
+class ZoneObjectRow(TypedDict):
+    """The catalog's lineage row of one written zone object."""
+
+    zone: str
+    key: str
+    rows: int
+    size_bytes: int
+
+
+def write_once(store: ObjectStore, key: str, frame: pl.DataFrame) -> ZoneObjectRow:
     """Write a zone object unless its key exists; returns its lineage row (zone, key, rows, size_bytes).
 
     Keys are derived from ingestion ids and row sets, and writes are atomic, so an existing object is the

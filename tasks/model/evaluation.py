@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, TypedDict
 
 import numpy as np
 import polars as pl
@@ -14,8 +14,14 @@ from sklearn.model_selection import StratifiedGroupKFold
 from tasks.ingest import contract
 from tasks.model.estimator import VULNERABLE_BELOW, VulnerabilityModel, design_matrix, source_features
 
-if TYPE_CHECKING:
-    from tasks.model.lifecycle import SnapshotDescription
+
+class SnapshotDescription(TypedDict):
+    """What a model was trained on: the ingestions, the labelled rows and when; kept with each version."""
+
+    ingestions: list[str]
+    rows: int
+    taken_at: str  # ISO 8601, seconds, UTC
+
 
 HOLDOUT_SHARE = 5  # one village in five, chosen by a hash of its name: the same villages at every retrain
 METRICS = ("roc_auc", "pr_auc", "accuracy", "macro_f1_4class", "brier")

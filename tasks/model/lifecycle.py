@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, TypedDict
+from typing import TYPE_CHECKING
 
 import numpy as np
 import polars as pl
@@ -13,6 +13,7 @@ import polars as pl
 from tasks.ingest import contract
 from tasks.ingest.zones import read_parquet
 from tasks.model.estimator import VULNERABLE_BELOW, design_matrix
+from tasks.model.evaluation import SnapshotDescription
 from tasks.model.registry import CHAMPION, Champion
 from tasks.platform.catalog.monitoring import aware, drift_checks
 
@@ -58,14 +59,6 @@ def processed_rows(rt: Runtime, ingestion_ids: list[str] | None = None) -> pl.Da
     if not keys:
         return pl.DataFrame()
     return pl.concat([read_parquet(rt.store, k) for k in keys], how="diagonal_relaxed")
-
-
-class SnapshotDescription(TypedDict):
-    """What a model was trained on: the ingestions, the labelled rows and when; kept with each version."""
-
-    ingestions: list[str]
-    rows: int
-    taken_at: str  # ISO 8601, seconds, UTC
 
 
 def labelled_snapshot(rt: Runtime) -> tuple[pl.DataFrame, SnapshotDescription]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypedDict
 
 import numpy as np
 import polars as pl
@@ -93,7 +93,17 @@ def score_with(champion: Champion, frame: pl.DataFrame, settings: Settings) -> p
     )
 
 
-def summarise(predictions: pl.DataFrame) -> dict[str, object]:
+class PredictionSummary(TypedDict, total=False):
+    """Households per predicted status and risk band, by one model version (empty when nothing was scored)."""
+
+    model_version: str
+    rows_scored: int
+    by_status: dict[str, int]
+    by_risk_band: dict[str, int]
+    mean_p_vulnerable: float
+
+
+def summarise(predictions: pl.DataFrame) -> PredictionSummary:
     """Households per predicted status and risk band (for the import report and the API)."""
     if predictions.height == 0:
         return {}

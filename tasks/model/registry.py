@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypedDict, cast
 
 from tasks.model.estimator import VulnerabilityModel
-from tasks.model.evaluation import METRICS, Evaluation, holdout_score
+from tasks.model.evaluation import METRICS, Evaluation, SnapshotDescription, holdout_score
 
 CHAMPION, CHALLENGER, PREVIOUS = "champion", "challenger", "previous"
 REFERENCE_ARTIFACT = "drift_reference.parquet"
@@ -21,8 +21,6 @@ PROMOTION_METRIC = "roc_auc"
 
 if TYPE_CHECKING:
     import polars as pl
-
-    from tasks.model.lifecycle import SnapshotDescription
 
 
 @dataclass(frozen=True)

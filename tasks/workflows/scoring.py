@@ -34,4 +34,4 @@ def score_file(rt: Runtime, data: bytes) -> tuple[pl.DataFrame, dict[str, object
         pseudonymize(rt.keyring, conformed.frame["household_id"]).alias("household_pseudonym")
     ).drop("household_id", "officer_id", "device_id")
     predictions = score_with(champion, add_features(frame), rt.settings)
-    return predictions, summarise(predictions) | {"rows": frame.height}
+    return predictions, {**summarise(predictions), "rows": frame.height}

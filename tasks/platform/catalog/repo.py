@@ -195,7 +195,7 @@ class Catalog:
         report: dict[str, Any],
         rule_outcomes: Sequence[Mapping[str, Any]],
         metrics: dict[str, float],
-        objects: Sequence[dict[str, Any]],
+        objects: Sequence[Mapping[str, Any]],
     ) -> None:
         """Store an ingestion's outcome, rule counts, metrics and lineage in one transaction (re-runs replace)."""
         counts = {
@@ -254,7 +254,7 @@ class Catalog:
         with self.session() as s:
             return list(s.scalars(query))
 
-    def add_zone_objects(self, ingestion_id: str, objects: Sequence[dict[str, Any]]) -> None:
+    def add_zone_objects(self, ingestion_id: str, objects: Sequence[Mapping[str, Any]]) -> None:
         """Record objects written for an ingestion after its run (predictions scored later, for instance)."""
         with self.session() as s:
             s.execute(insert(ZoneObject), [dict(o, ingestion_id=ingestion_id) for o in objects])
@@ -354,7 +354,7 @@ class Catalog:
         decision: str,
         reviewer: str,
         note: str | None,
-        objects: Sequence[dict[str, Any]] = (),
+        objects: Sequence[Mapping[str, Any]] = (),
     ) -> None:
         """Record decisions on held rows and the zone objects they produced, together; a row is decided once."""
         key = next((o["key"] for o in objects if o["zone"] == "validated"), None)
