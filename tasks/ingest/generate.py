@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import calendar
 import codecs
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from functools import cache
 from pathlib import Path
 from typing import Any, TypeAlias
@@ -125,6 +126,20 @@ _FIRST = (
     "YOW",
     "ZAI",
 )  # invented first-name prefixes for ids
+_PRACTICES = (
+    ("latrine_constructed", 0.98),
+    ("tippy_tap_available", 0.34),
+    ("soap_ash_available", 0.25),
+    ("standard_hangline", 0.81),
+    ("kitchen_house", 0.92),
+    ("bathroom_constructed", 0.78),
+    ("swept_compound", 0.86),
+    ("dish_rack_present", 0.79),
+    ("non_bio_waste_managed", 0.68),
+    ("applies_liquid_manure", 0.21),
+    ("soil_management", 0.9936),
+    ("postharvest_storage", 0.595),
+)  # household practices (0/1) and the share that has each
 _NULLABLE = {
     "agriculture_land": 0.016,
     "business_count": 0.03,
@@ -172,9 +187,27 @@ def _floor(x: npt.NDArray[np.float64], step: float = 500.0) -> npt.NDArray[np.fl
 
 
 def generate_households(
-    rows: int, seed: int = 0, bad_rate: float = 0.0, *, with_metadata: bool = True
+    rows: int,
+    seed: int = 0,
+    bad_rate: float = 0.0,
+    *,
+    with_metadata: bool = True,
+    collection_start: datetime = QUARTER_START,
+    collection_days: int = 92,
 ) -> GeneratedBatch:
-    """Generate `rows` households deterministically from `seed`; a `bad_rate` share get one fault each."""
+    """Generate `rows` households deterministically from `seed`; a `bad_rate` share get one fault each.
+
+    Submission times fall on the `collection_days` days from `collection_start`.
+    """
+    frame, rng = _clean_households(rows, seed, with_metadata, collection_start, collection_days)
+    frame, faults = _inject(frame, rng, bad_rate)
+    return GeneratedBatch(frame, faults)
+
+
+def _clean_households(
+    rows: int, seed: int, with_metadata: bool, start: datetime, days: int
+) -> tuple[pl.DataFrame, np.random.Generator]:
+    """Fault-free households and the generator's random state, which the faults then continue from."""
     n, rng, (geo, counts, starts) = max(rows, 1), np.random.default_rng(seed), _geography()
     d = rng.choice(4, n, p=[DISTRICTS[x][0] for x in NAMES])
     v = starts[d] + (rng.random(n) * counts[d]).astype(np.int64)
@@ -287,15 +320,7 @@ def generate_households(
         )
     )
     usd = {k: x / RATE for k, x in ugx.items()} | {"vsla_profits_ugx": vsla, "vsla_profits_usd": vsla / RATE}
-    for der in c.DERIVATIONS:  # totals from their terms, in formula order, so every derivation is exact
-        if der.target in usd or der.target == "assets_ugx":
-            continue
-        (first, k0), *rest = der.terms
-        total = usd[first] / c.DAYS_PER_YEAR if abs(k0 - 1 / c.DAYS_PER_YEAR) < 1e-15 else usd[first] * k0
-        for term, k in rest:
-            total = total + usd[term] if k > 0 else total - usd[term]
-        usd[der.target] = total
-    usd["assets_ugx"] = np.round(usd["livestock_asset_value"] * RATE)
+    _derive(usd)
 
     opd = np.clip(50 * np.exp(-0.1 * w + 0.8 * rng.standard_normal(n)), 1, 300)
     water = np.clip(30 * np.exp(-0.1 * w + 0.75 * rng.standard_normal(n)), 1, 360)
@@ -303,23 +328,7 @@ def generate_households(
         rng.choice(10, n, p=[0.055, 0.12, 0.01, 0.01, 0.035, 0.01, 0.535, 0.2, 0.02, 0.005]) for _ in range(2)
     )
     codes = pl.Series(c.LOAN_SOURCE_CODES)
-    flags = {
-        k: cut(0.3, 1 - p, p)
-        for k, p in (
-            ("latrine_constructed", 0.98),
-            ("tippy_tap_available", 0.34),
-            ("soap_ash_available", 0.25),
-            ("standard_hangline", 0.81),
-            ("kitchen_house", 0.92),
-            ("bathroom_constructed", 0.78),
-            ("swept_compound", 0.86),
-            ("dish_rack_present", 0.79),
-            ("non_bio_waste_managed", 0.68),
-            ("applies_liquid_manure", 0.21),
-            ("soil_management", 0.9936),
-            ("postharvest_storage", 0.595),
-        )
-    }
+    flags = {k: cut(0.3, 1 - p, p) for k, p in _PRACTICES}
     frame = pl.DataFrame(
         {
             "household_size": np.minimum(
@@ -392,9 +401,21 @@ def generate_households(
         .alias("household_id"),
     ).select(pl.col(x).cast(c.column(x).polars_dtype) for x in c.CANONICAL_NAMES)
     if with_metadata:
-        frame = frame.hstack(_metadata(rng, d))
-    frame, faults = _inject(frame.head(rows), rng, bad_rate)
-    return GeneratedBatch(frame, faults)
+        frame = frame.hstack(_metadata(rng, d, start, days))
+    return frame.head(rows), rng
+
+
+def _derive(usd: dict[str, npt.NDArray[np.float64]]) -> None:
+    """Add every derived money column to `usd` from its terms, in formula order, so each is exact."""
+    for der in c.DERIVATIONS:
+        if der.target in usd or der.target == "assets_ugx":
+            continue
+        (first, k0), *rest = der.terms
+        total = usd[first] / c.DAYS_PER_YEAR if abs(k0 - 1 / c.DAYS_PER_YEAR) < 1e-15 else usd[first] * k0
+        for term, k in rest:
+            total = total + usd[term] if k > 0 else total - usd[term]
+        usd[der.target] = total
+    usd["assets_ugx"] = np.round(usd["livestock_asset_value"] * RATE)
 
 
 @cache
@@ -411,15 +432,15 @@ def _officers() -> tuple[pl.DataFrame, np.ndarray, np.ndarray]:
     return officers, counts, np.cumsum(counts) - counts
 
 
-def _metadata(rng: np.random.Generator, d: np.ndarray) -> pl.DataFrame:
-    """Seeded uuid4 instance ids, working-hour UTC times in the quarter, district officers and app versions."""
+def _metadata(
+    rng: np.random.Generator, d: np.ndarray, start: datetime = QUARTER_START, days: int = 92
+) -> pl.DataFrame:
+    """Seeded uuid4 instance ids, working-hour UTC times on `days` days from `start`, officers and app versions."""
     n, (officers, counts, starts) = len(d), _officers()
     raw = rng.integers(0, 256, (n, 16), dtype=np.uint8)
     raw[:, 6], raw[:, 8] = (raw[:, 6] & 0x0F) | 0x40, (raw[:, 8] & 0x3F) | 0x80  # uuid4 version and variant
     hx = pl.col("hex")
-    secs = (
-        int(QUARTER_START.timestamp()) + rng.integers(0, 92, n) * 86400 + rng.integers(4 * 3600, 15 * 3600, n)
-    )
+    secs = int(start.timestamp()) + rng.integers(0, days, n) * 86400 + rng.integers(4 * 3600, 15 * 3600, n)
     picked: npt.NDArray[np.int64] = starts[d] + (rng.random(n) * counts[d]).astype(np.int64)
     return (
         officers[picked]
@@ -627,3 +648,374 @@ def write_households(frame: pl.DataFrame, path: Path, fmt: str = "csv") -> Path:
     else:
         raise ValueError(f"unknown format {fmt!r}; expected one of {FORMATS}")
     return path
+
+
+# ---- panels: the same households surveyed round after round ----------------------------------------
+
+ROUND_WINDOW_DAYS = 42  # fieldwork of a round: its first day plus up to six weeks
+# Status cut-offs 1.25, 1.77, 2.15 from the contract; a status index runs 0 Severely Struggling .. 3 On Track.
+_CUTS = np.array([t for _, t in reversed(c.STATUS_THRESHOLDS[:-1])])
+# Band edges (USD/day) per status index. The bottom and top ones are only where drawn targets stop: the
+# generator's households lie inside them, and 25/day keeps every money line far below the contract maximum.
+_BAND_LO = np.array([0.1, 1.25, 1.77, 2.15])
+_BAND_HI = np.array([1.25, 1.77, 2.15, 25.0])
+# A new target lies this far inside its band: rounding the rescaled money lines to 500 UGX moves the
+# target by at most ~0.005/day, so the status the round intended is the status the file carries.
+_MARGIN = 0.01
+# Shares of the previous roster per round. Improve 18% and fall back 8% of returning households leave
+# ~74% keeping their status; of all previous households (4.5% not found) that is ~71% / 17% / 8%.
+_IMPROVE, _FALL_BACK, _NOT_FOUND, _NEW, _MOVE = 0.18, 0.08, 0.045, 0.045, 0.01
+_CASH = (
+    "formal_employment_income",
+    "business_income",
+    "casual_labour_income",
+    "remittances_income",
+    "rent_income",
+)
+# Farm money moves together: sales, production and vegetables are nested (PART_OF), and livestock sales
+# are counted inside unsold production, so one factor keeps every part below its whole.
+_FARM = (
+    "season1_crop_income",
+    "season2_crop_income",
+    "season1_agric_value",
+    "season2_agric_value",
+    "season1_vegetable_value",
+    "season2_vegetable_value",
+    "season1_vegetable_income",
+    "season2_vegetable_income",
+    "perennial_crop_income",
+    "perennial_agric_value",
+    "livestock_income",
+)
+_FARM_OUTPUT = ("season1_agric_value", "season2_agric_value", "perennial_agric_value")
+_SALES = ("season1_crop_income", "season2_crop_income", "perennial_crop_income", "livestock_income")
+_EATEN = "livestock_consumed_value"
+
+
+@dataclass(frozen=True)
+class PanelRound:
+    """One survey round: its label, collection window [start, end), canonical frame and injected faults."""
+
+    label: str
+    start: date
+    end: date
+    frame: pl.DataFrame
+    faults: dict[int, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Panel:
+    """Rounds of the same households, and the truth: each (household_id, round) with its generated status.
+
+    The truth is taken before faults are injected, so it names every household by its real id; `moved` marks
+    a household that changed village (same district) since the previous round.
+    """
+
+    rounds: tuple[PanelRound, ...]
+    truth: pl.DataFrame
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        """Round labels in collection order."""
+        return tuple(r.label for r in self.rounds)
+
+    def round(self, label: str) -> PanelRound:
+        """The round with this label (KeyError when there is none)."""
+        for r in self.rounds:
+            if r.label == label:
+                return r
+        raise KeyError(label)
+
+    def transitions(self, before: str, after: str) -> pl.DataFrame:
+        """Households per (status in `before`, status in `after`); null where a household is not in that round."""
+        a, b = (
+            self.truth.filter(pl.col("round") == x).select("household_id", pl.col("progress_status").alias(y))
+            for x, y in ((before, "before"), (after, "after"))
+        )
+        return (
+            a.join(b, on="household_id", how="full", coalesce=True)
+            .group_by("before", "after")
+            .agg(households=pl.len())
+            .sort("before", "after", nulls_last=True)
+        )
+
+
+@dataclass(frozen=True)
+class WrittenRound:
+    """A round file written by `write_panel`."""
+
+    label: str
+    path: Path
+    rows: int
+
+
+def round_label(start: date) -> str:
+    """The calendar quarter of a round's first day, e.g. `2025-Q1`."""
+    return f"{start.year:04d}-Q{(start.month - 1) // 3 + 1}"
+
+
+def _round_window(first: date, months: int) -> tuple[date, date]:
+    """[start, end) of a round `months` after `first`; the end is cut at the quarter's end so the label holds."""
+    total = first.year * 12 + first.month - 1 + months
+    year, month = divmod(total, 12)
+    start = date(year, month + 1, min(first.day, calendar.monthrange(year, month + 1)[1]))
+    q_end = (start.month - 1) // 3 * 3 + 4  # first month of the next quarter, 13 = January next year
+    quarter_end = date(start.year + q_end // 13, (q_end - 1) % 12 + 1, 1)
+    return start, min(start + timedelta(days=ROUND_WINDOW_DAYS), quarter_end)
+
+
+def _status_index(target: npt.NDArray[np.float64]) -> npt.NDArray[np.int64]:
+    """0 Severely Struggling .. 3 On Track from the per-day target, with the contract's >= cut-offs."""
+    return np.searchsorted(_CUTS, target, side="right").astype(np.int64)
+
+
+def _pick(rng: np.random.Generator, eligible: npt.NDArray[np.bool_], k: int) -> npt.NDArray[np.bool_]:
+    """A mask of `k` rows drawn at random among the eligible ones (all of them when there are fewer)."""
+    idx = np.flatnonzero(eligible)
+    mask = np.zeros(len(eligible), dtype=bool)
+    mask[rng.choice(idx, min(max(k, 0), len(idx)), replace=False)] = True
+    return mask
+
+
+def _new_targets(
+    old: npt.NDArray[np.float64], step: npt.NDArray[np.int64], rng: np.random.Generator
+) -> npt.NDArray[np.float64]:
+    """A per-day target in band `status + step` (step -1, 0, +1), at least `_MARGIN` inside its edges."""
+    n, band = len(old), _status_index(old) + step
+    lo, hi = _BAND_LO[band] + _MARGIN, _BAND_HI[band] - _MARGIN
+    # Stayers drift by about ±12% a year; a drift that would leave the band is redrawn inside it.
+    spread = 0.12
+    drift = old * np.exp(rng.normal(0, spread, n))
+    near_lo, near_hi = np.maximum(lo, old * np.exp(-spread)), np.minimum(hi, old * np.exp(spread))
+    redraw = np.exp(rng.uniform(np.log(near_lo), np.log(np.maximum(near_hi, near_lo))))
+    stay = np.where((drift >= lo) & (drift <= hi), drift, redraw)
+    # Movers land anywhere in a middle band, just above 2.15 when they reach On Track (graduating
+    # households are seldom far above the line) and just below 1.25 when they fall to Severely Struggling.
+    middle = np.exp(rng.uniform(np.log(lo), np.log(hi)))
+    top = np.minimum(lo * np.exp(rng.exponential(0.15, n)), hi)
+    bottom = np.maximum(hi * np.exp(-rng.exponential(0.2, n)), lo)
+    moved = np.select([band == 3, band == 0], [top, bottom], middle)
+    return np.asarray(np.clip(np.where(step == 0, stay, moved), lo, hi), dtype=np.float64)
+
+
+def _rescale(x: npt.NDArray[np.float64], factor: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """UGX amounts times a factor, in whole 500 UGX; an answered amount stays at least 500, a zero stays 0."""
+    return np.where(x > 0, np.maximum(_floor(x * factor), 500.0), 0.0)
+
+
+def _money_for(
+    roster: pl.DataFrame, target: npt.NDArray[np.float64], rng: np.random.Generator
+) -> dict[str, npt.NDArray[np.float64]]:
+    """Collected money columns (USD) rescaled so the household lands on `target`, plus every derived one."""
+    n = roster.height
+    ugx = {k: np.round(roster[k].to_numpy() * RATE) for k in (*_CASH, *_FARM, _EATEN)}
+    # Lines change unevenly (a salary rises, remittances stop growing), then one factor lands the total.
+    # The target per year is cash lines + farm output + livestock eaten: sales cancel between income and
+    # own consumption.
+    noise = {k: np.exp(rng.normal(0, 0.15, n)) for k in _CASH} | {_EATEN: np.exp(rng.normal(0, 0.15, n))}
+    farm = np.exp(rng.normal(0, 0.1, n))
+    noise |= {k: farm for k in _FARM}
+    parts = [*_CASH, *_FARM_OUTPUT, _EATEN]
+    noisy = np.sum([ugx[k] * noise[k] for k in parts], axis=0)
+    scale = target * c.DAYS_PER_YEAR * RATE / noisy
+    new = {k: _rescale(x, scale * noise[k]) for k, x in ugx.items()}
+    # Rounding each line down can leave own consumption below 500 UGX; the difference is livestock eaten.
+    own = sum(new[k] for k in _FARM_OUTPUT) - sum(new[k] for k in _SALES) + new[_EATEN]
+    new[_EATEN] = new[_EATEN] + np.where(own < 500, np.ceil((500 - own) / 500) * 500, 0.0)
+    usd = {k: x / RATE for k, x in new.items()}
+    vsla = roster["vsla_profits_ugx"].to_numpy()  # profits and herds vary; who has them does not
+    vsla = np.where(
+        vsla > 0, np.clip(np.round(vsla * np.exp(rng.normal(0, 0.3, n)), -3), 5000, 1_500_000), 0.0
+    )
+    herd = np.round(roster["livestock_asset_value"].to_numpy() * RATE)
+    herd = np.where(herd > 0, np.clip(np.round(herd * np.exp(rng.normal(0, 0.15, n)), -4), 10_000, 12e6), 0.0)
+    usd |= {"vsla_profits_ugx": vsla, "vsla_profits_usd": vsla / RATE, "livestock_asset_value": herd / RATE}
+    _derive(usd)
+    return usd
+
+
+def _relocate(
+    roster: pl.DataFrame, movers: npt.NDArray[np.bool_], rng: np.random.Generator
+) -> tuple[pl.Series, pl.Series]:
+    """Cluster and village after moving the `movers` to a village of another cluster in the same district."""
+    geo = _geography()[0]
+    gd, gc, gv = (geo[x].to_numpy() for x in ("district", "cluster", "village"))
+    idx = np.flatnonzero(movers)
+    dist, clus = (roster[x].gather(idx).to_numpy() for x in ("district", "cluster"))
+    to_cluster, to_village = clus.copy(), roster["village"].gather(idx).to_numpy()
+    for d, clusters in c.DISTRICT_CLUSTERS.items():
+        for cl in clusters:
+            rows = np.flatnonzero((dist == d) & (clus == cl))
+            options = np.flatnonzero((gd == d) & (gc != cl))
+            picked = options[rng.integers(0, len(options), len(rows))]
+            to_cluster[rows], to_village[rows] = gc[picked], gv[picked]
+    return (
+        roster["cluster"].scatter(idx, pl.Series(to_cluster, dtype=pl.String)),
+        roster["village"].scatter(idx, pl.Series(to_village, dtype=pl.String)),
+    )
+
+
+def _evolve(roster: pl.DataFrame, rng: np.random.Generator) -> tuple[pl.DataFrame, npt.NDArray[np.bool_]]:
+    """Every roster household one round later, and who is not found; `moved` is a column of the result."""
+    n = roster.height
+    status = _status_index(roster[c.TARGET].to_numpy())
+    absent = _pick(rng, np.ones(n, dtype=bool), round(_NOT_FOUND * n))
+    up = _pick(rng, status < 3, round(_IMPROVE * n))
+    down = _pick(rng, (status > 0) & ~up, round(_FALL_BACK * n))
+    money = _money_for(
+        roster, _new_targets(roster[c.TARGET].to_numpy(), up.astype(np.int64) - down, rng), rng
+    )
+    movers = _pick(rng, ~absent, round(_MOVE * (n - absent.sum())))
+    cluster, village = _relocate(roster, movers, rng)
+    # Stable attributes stay; a birth, death or marriage changes the size by one, and the programme's
+    # practices are slowly adopted (and sometimes dropped).
+    size = roster["household_size"].to_numpy()
+    size = np.clip(size + (rng.random(n) < 0.08) * rng.choice([-1, 1], n), 1, 20)
+    practices: dict[str, npt.NDArray[np.int64]] = {}
+    for name, _ in _PRACTICES:
+        x, u = roster[name].to_numpy(), rng.random(n)
+        practices[name] = np.where(x == 0, u < 0.06, u >= 0.02).astype(np.int64)
+    evolved = roster.with_columns(
+        *(pl.Series(k, v, dtype=pl.Float64) for k, v in money.items()),
+        *(pl.Series(k, v, dtype=pl.Int64) for k, v in practices.items()),
+        pl.Series("household_size", size, dtype=pl.Int64),
+        cluster.alias("cluster"),
+        village.alias("village"),
+    )
+    return evolved.with_columns(moved=pl.Series(movers)), absent
+
+
+def _joiners(
+    count: int, rng: np.random.Generator, roster: pl.DataFrame, tag: str, width: int, first: int
+) -> pl.DataFrame:
+    """`count` new households in villages the panel already has, numbered `first`.. after the seed's tag.
+
+    Their digits are one longer than round 1's, so a new id can never equal a baseline id.
+    """
+    fresh, _ = _clean_households(count, int(rng.integers(2**31)), False, QUARTER_START, 92)
+    dist, vill = fresh["district"].to_numpy(), fresh["village"].to_numpy()
+    to_cluster, to_village = fresh["cluster"].to_numpy().copy(), vill.copy()
+    known = roster.select("district", "cluster", "village").unique().sort("village")
+    for d in NAMES:
+        here = known.filter(pl.col("district") == d)
+        rows = np.flatnonzero((dist == d) & ~np.isin(vill, here["village"].to_numpy()))
+        if here.is_empty() or not len(rows):
+            continue
+        picked = rng.integers(0, here.height, len(rows))
+        to_cluster[rows], to_village[rows] = (
+            here["cluster"].to_numpy()[picked],
+            here["village"].to_numpy()[picked],
+        )
+    hid = pl.col("household_id")
+    number = pl.Series(np.arange(first, first + count)).cast(pl.String).str.zfill(width)
+    return fresh.with_columns(
+        cluster=pl.Series(to_cluster, dtype=pl.String), village=pl.Series(to_village, dtype=pl.String)
+    ).with_columns(
+        household_id=pl.concat_str(
+            hid.str.slice(0, 4),
+            pl.col("village").str.slice(0, 3).str.to_uppercase(),
+            hid.str.slice(7).str.replace(r"\d+$", ""),
+            pl.lit(tag),
+            pl.lit(number),
+        ),
+        moved=pl.lit(False),
+    )
+
+
+def _truth(frame: pl.DataFrame, label: str) -> pl.DataFrame:
+    """The truth rows of one round's clean frame."""
+    return frame.select(
+        "household_id",
+        round=pl.lit(label),
+        progress_status=c.progress_status_expr(pl.col(c.TARGET)),
+        moved="moved",
+    )
+
+
+def generate_panel(
+    households: int,
+    rounds: int,
+    *,
+    seed: int = 0,
+    bad_rate: float = 0.0,
+    first_round: date = date(2025, 1, 1),
+    months_between: int = 12,
+) -> Panel:
+    """`households` surveyed in `rounds` rounds `months_between` apart: round 1 is `generate_households`.
+
+    Each later round brings most households back with a realistic status change, misses a few, moves a
+    few to another village and adds new ones; `bad_rate` faults are injected into every round's file.
+    A household missed in one round keeps changing unseen and is usually found again in the next.
+    """
+    if households < 1 or rounds < 1:
+        raise ValueError("a panel needs at least 1 household and 1 round")
+    if months_between < 3:  # two rounds in one quarter would share a label
+        raise ValueError("months_between must be at least 3, so every round has its own quarter")
+    if not 0.0 <= bad_rate <= 1.0:
+        raise ValueError("bad_rate must be between 0 and 1")
+    district_index = {x: i for i, x in enumerate(NAMES)}
+    start, end = _round_window(first_round, 0)
+    as_utc = datetime(start.year, start.month, start.day, tzinfo=UTC)
+    clean, rng = _clean_households(households, seed, True, as_utc, (end - start).days)
+    frame, faults = _inject(clean, rng, bad_rate)
+    clean = clean.with_columns(moved=pl.lit(False))
+    label = round_label(start)
+    done, truth = [PanelRound(label, start, end, frame, faults)], [_truth(clean, label)]
+    roster = clean.select(*c.CANONICAL_NAMES, "moved")
+    tag = str(1000 + (seed * 2654435761) % 9000)  # the seed's id tag, as in generate_households
+    width = max(4, len(str(households))) + 1
+    width = max(width, len(str(round(_NEW * households) * rounds + 1)))
+    joined = 0
+    for r in range(1, rounds):
+        rng = np.random.default_rng([seed, r])
+        start, end = _round_window(first_round, r * months_between)
+        roster, absent = _evolve(roster, rng)
+        count = round(_NEW * households)
+        new = _joiners(count, rng, roster, tag, width, joined).select(roster.columns)
+        joined += count
+        clean = pl.concat([roster.filter(pl.Series(~absent)), new])
+        roster = pl.concat([roster, new])
+        d = clean["district"].replace_strict(district_index, return_dtype=pl.Int64).to_numpy()
+        as_utc = datetime(start.year, start.month, start.day, tzinfo=UTC)
+        canonical = clean.select(c.CANONICAL_NAMES).hstack(_metadata(rng, d, as_utc, (end - start).days))
+        frame, faults = _inject(canonical, rng, bad_rate)
+        label = round_label(start)
+        done.append(PanelRound(label, start, end, frame, faults))
+        truth.append(_truth(clean, label))
+    return Panel(tuple(done), pl.concat(truth))
+
+
+_EXTENSIONS = {"csv-semicolon": "csv", "csv-utf16": "csv", "kobo": "csv"}
+
+
+def panel_file_name(label: str, fmt: str) -> str:
+    """`households-<label>.<ext>`; the semicolon, UTF-16 and Kobo exports are CSV files."""
+    return f"households-{label}.{_EXTENSIONS.get(fmt, fmt)}"
+
+
+def write_panel(panel: Panel, directory: Path, fmt: str = "csv") -> list[WrittenRound]:
+    """Write one file per round into `directory` (created if missing); on any failure nothing new is left."""
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown format {fmt!r}; expected one of {FORMATS}")
+    directory = Path(directory)
+    if directory.exists() and not directory.is_dir():
+        raise ValueError(f"{directory} exists and is not a directory")
+    created = not directory.exists()
+    directory.mkdir(parents=True, exist_ok=True)
+    # Each file is written under a hidden partial name and renamed only once every round is written, so a
+    # failure halfway never leaves a half-written file or a half-written panel behind.
+    partial = [directory / f".{panel_file_name(r.label, fmt)}.partial" for r in panel.rounds]
+    try:
+        for r, tmp in zip(panel.rounds, partial, strict=True):
+            write_households(r.frame, tmp, fmt)
+    except BaseException:
+        for tmp in partial:
+            tmp.unlink(missing_ok=True)
+        if created:
+            directory.rmdir()
+        raise
+    written = []
+    for r, tmp in zip(panel.rounds, partial, strict=True):
+        path = tmp.replace(directory / panel_file_name(r.label, fmt))
+        written.append(WrittenRound(r.label, path, r.frame.height))
+    return written

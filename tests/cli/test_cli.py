@@ -138,3 +138,42 @@ def test_users_add_refuses_bad_input_without_a_traceback(rtv_env: Settings) -> N
         )
     listed = CliRunner().invoke(app, ["users", "list"]).output
     assert "bob" not in listed and "amina" in listed
+
+
+def test_generate_rounds_writes_one_file_per_round_and_refuses_bad_input(
+    tmp_path: Path, rtv_env: Settings
+) -> None:
+    out = tmp_path / "panel"
+    args = ["generate", "--households", "400", "--rounds", "3", "--seed", "3", "--format", "jsonl"]
+    result = CliRunner().invoke(app, [*args, "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    names = ["households-2025-Q1.jsonl", "households-2026-Q1.jsonl", "households-2027-Q1.jsonl"]
+    assert sorted(p.name for p in out.iterdir()) == names
+    lines = [line for line in result.output.splitlines() if line.startswith("wrote ")]
+    assert len(lines) == 3
+    for name, line in zip(names, lines, strict=True):
+        rows = pl.read_ndjson(out / name).height
+        assert name in line and f"wrote {rows:,} households" in line
+    assert pl.read_ndjson(out / names[0]).height == 400
+    assert (
+        pl.read_ndjson(out / names[1])["HouseHoldID"]
+        .is_in(pl.read_ndjson(out / names[0])["HouseHoldID"])
+        .mean()
+        > 0.9
+    )
+    single = CliRunner().invoke(app, ["generate", "--households", "7", "--out", str(tmp_path / "one.csv")])
+    assert single.exit_code == 0 and pl.read_csv(tmp_path / "one.csv").height == 7
+    a_file = tmp_path / "taken.csv"
+    a_file.write_text("keep me")
+    bad = {
+        "--rounds must be 1 or more": ["--rounds", "0", "--out", str(tmp_path / "zero")],
+        "is a file": ["--rounds", "2", "--out", str(a_file)],
+        "unknown format": ["--rounds", "2", "--format", "docx", "--out", str(tmp_path / "docx")],
+    }
+    for message, extra in bad.items():
+        refused = CliRunner().invoke(app, ["generate", "--households", "20", *extra])
+        assert refused.exit_code == 2, (message, refused.output)
+        errors = [line for line in refused.output.splitlines() if line.startswith("error:")]
+        assert len(errors) == 1 and message in errors[0] and "Traceback" not in refused.output
+    assert a_file.read_text() == "keep me"
+    assert not (tmp_path / "zero").exists() and not (tmp_path / "docx").exists()

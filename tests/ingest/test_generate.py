@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import operator
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import numpy as np
@@ -17,8 +18,11 @@ from tasks.ingest.generate import (
     FIXABLE_FAULTS,
     FORMATS,
     META_NAMES,
+    Panel,
     generate_households,
+    generate_panel,
     to_source_frame,
+    write_panel,
 )
 from tasks.ingest.generate import write_households as write
 
@@ -355,3 +359,182 @@ def test_non_money_columns_predict_vulnerability_moderately() -> None:
     with threadpool_limits(1):  # OpenMP threads crawl on a busy 2-core machine; one thread is steady
         auc = cross_val_score(model, x.to_pandas().astype(float).to_numpy(), y, cv=5, scoring="roc_auc")
     assert 0.7 < float(np.mean(auc)) < 0.9
+
+
+# ---- panels: the same households over several survey rounds ----------------------------------------
+
+STATUS_RANK = {
+    s: i for i, s in enumerate(reversed(c.PROGRESS_STATUSES))
+}  # 0 Severely Struggling .. 3 On Track
+
+
+def statuses(frame: pl.DataFrame) -> pl.DataFrame:
+    """Each household's status rank, computed here from the frame's own target column."""
+    cuts = [1.25, 1.77, 2.15]
+    return frame.select("household_id", rank=pl.col(c.TARGET).cut(cuts, left_closed=True).to_physical())
+
+
+@pytest.fixture(scope="module")
+def panel() -> Panel:
+    return generate_panel(20_000, 2, seed=13)
+
+
+@pytest.fixture(scope="module")
+def long_panel() -> Panel:
+    return generate_panel(3_000, 4, seed=6, bad_rate=0.03, first_round=date(2024, 11, 20), months_between=6)
+
+
+def test_panel_ids_persist_and_new_ids_are_unique(panel: Panel) -> None:
+    first, second = (r.frame for r in panel.rounds)
+    before, after = set(first["household_id"]), set(second["household_id"])
+    assert (
+        first["household_id"].n_unique() == first.height
+        and second["household_id"].n_unique() == second.height
+    )
+    assert len(before & after) >= 0.94 * len(before)
+    new = after - before
+    assert 0.03 * 20_000 <= len(new) <= 0.06 * 20_000
+    assert not violations(second.filter(pl.col("household_id").is_in(list(new)))).height
+    stable = first.join(second, on="household_id", suffix="_2")
+    assert (stable["head_sex"] == stable["head_sex_2"]).all() and (
+        stable["district"] == stable["district_2"]
+    ).all()
+    size = (stable["household_size_2"] - stable["household_size"]).abs()
+    assert size.max() == 1 and 0.03 < (size == 1).mean() < 0.15
+    moved = stable.filter(pl.col("village") != pl.col("village_2"))
+    assert 0.005 < moved.height / stable.height < 0.02
+    assert (moved["cluster"] != moved["cluster_2"]).all()
+    assert set(moved["household_id"]) == set(panel.truth.filter("moved")["household_id"])
+    assert set(second.filter(pl.col("household_id").is_in(list(new)))["village"]) <= set(first["village"])
+
+
+def test_panel_shares_of_stay_improve_fall_back_not_found_and_new(panel: Panel) -> None:
+    first, second = (statuses(r.frame) for r in panel.rounds)
+    pairs = first.join(second, on="household_id", how="left", suffix="_2")
+    step = pairs["rank_2"].cast(pl.Int64) - pairs["rank"].cast(pl.Int64)
+    n = first.height
+    shares = {
+        "stay": (step == 0).sum() / n,
+        "improve": (step == 1).sum() / n,
+        "fall back": (step == -1).sum() / n,
+        "not found": step.is_null().sum() / n,
+        "new": second.join(first, on="household_id", how="anti").height / n,
+    }
+    ranges = {
+        "stay": (0.65, 0.75),
+        "improve": (0.15, 0.20),
+        "fall back": (0.05, 0.10),
+        "not found": (0.03, 0.06),
+        "new": (0.03, 0.06),
+    }
+    for kind, (lo, hi) in ranges.items():
+        assert lo <= shares[kind] <= hi, (kind, shares[kind])
+    assert (step.drop_nulls().abs() <= 1).all(), "a household moves one status at most per round"
+    assert 0.65 <= (step == 0).sum() / step.count() <= 0.75  # also of the households found again
+
+
+def test_panel_truth_transitions_equal_a_crosstab_of_the_frames(panel: Panel) -> None:
+    first, second = (r.frame.to_pandas() for r in panel.rounds)
+    bins, names = [-np.inf, 1.25, 1.77, 2.15, np.inf], list(reversed(c.PROGRESS_STATUSES))
+    for frame in (first, second):
+        frame["status"] = pd.cut(frame[c.TARGET], bins, right=False, labels=names).astype(str)
+    both = first.merge(second, on="household_id", suffixes=("_1", "_2"))
+    expected = pd.crosstab(both["status_1"], both["status_2"])
+    got = panel.transitions(*panel.labels).drop_nulls().to_pandas()
+    got = got.pivot(index="before", columns="after", values="households").fillna(0).astype(int)
+    got.index.name, got.columns.name = "status_1", "status_2"
+    pd.testing.assert_frame_equal(got.loc[expected.index, expected.columns], expected, check_dtype=False)
+    missing = panel.transitions(*panel.labels).filter(pl.col("after").is_null())["households"].sum()
+    assert missing == len(set(first["household_id"]) - set(second["household_id"]))
+    for r in panel.rounds:  # one truth row per (household, round), the status of the file's own target
+        truth = panel.truth.filter(pl.col("round") == r.label).sort("household_id")
+        mine = r.frame.select("household_id", c.progress_status_expr(pl.col(c.TARGET)).alias("s"))
+        assert truth["household_id"].to_list() == mine.sort("household_id")["household_id"].to_list()
+        assert truth["progress_status"].to_list() == mine.sort("household_id")["s"].to_list()
+
+
+def test_panel_derivations_exact_in_every_round_and_faults_only_where_injected(long_panel: Panel) -> None:
+    assert long_panel.labels == ("2024-Q4", "2025-Q2", "2025-Q4", "2026-Q2")
+    for r in long_panel.rounds:
+        clean = r.frame.with_row_index("row").filter(~pl.col("row").is_in(list(r.faults))).drop("row")
+        found = violations(clean)
+        assert found.is_empty(), (r.label, found.group_by("rule").len())
+        assert len(r.faults) == round(0.03 * r.frame.height) and set(violations(r.frame)["row"]) == set(
+            r.faults
+        )
+        assert r.frame.columns == [*c.CANONICAL_NAMES, *META_NAMES]
+        ugx = clean.select(pl.col(x).cast(pl.Float64) * c.UGX_PER_USD / 500 for x in c.income_columns())
+        assert all(((s - s.round(0)).abs() < 1e-6).all() for s in ugx), "money is recorded in whole 500 UGX"
+    truth = long_panel.truth
+    assert truth.select("household_id", "round").is_unique().all()
+    assert truth.height == sum(r.frame.height for r in long_panel.rounds)
+    ever = truth.group_by("household_id").agg(pl.col("round").n_unique())["round"]
+    assert ever.max() == 4 and (ever < 4).sum() > 0  # most come back every time; some miss a round or join
+
+
+def test_panel_submissions_fall_inside_their_round_window(long_panel: Panel) -> None:
+    ids: list[str] = []
+    for r in long_panel.rounds:
+        at = r.frame["submitted_at"].str.to_datetime("%Y-%m-%dT%H:%M:%SZ", time_zone="UTC")
+        day = at.dt.date()
+        assert day.min() >= r.start and day.max() < r.end, r.label
+        assert (r.end - r.start).days <= 42
+        quarter = at.dt.year().cast(pl.String) + "-Q" + at.dt.quarter().cast(pl.String)
+        assert quarter.unique().to_list() == [r.label]
+        ids += r.frame["instance_id"].to_list()
+    assert len(ids) == len(set(ids))
+    assert long_panel.rounds[0].start == date(2024, 11, 20) and long_panel.rounds[0].end == date(2025, 1, 1)
+    assert long_panel.rounds[1].start == date(2025, 5, 20) and long_panel.rounds[1].end == date(2025, 7, 1)
+    yearly = generate_panel(50, 3, seed=1)
+    assert yearly.labels == ("2025-Q1", "2026-Q1", "2027-Q1")
+    assert [(r.start, r.end) for r in yearly.rounds][1] == (date(2026, 1, 1), date(2026, 2, 12))
+
+
+def test_panel_is_deterministic_and_round_one_is_generate_households() -> None:
+    a, b = generate_panel(800, 3, seed=4, bad_rate=0.05), generate_panel(800, 3, seed=4, bad_rate=0.05)
+    for x, y in zip(a.rounds, b.rounds, strict=True):
+        assert_frame_equal(x.frame, y.frame)
+        assert x.faults == y.faults and x.label == y.label
+    assert_frame_equal(a.truth, b.truth)
+    other = generate_panel(800, 3, seed=5, bad_rate=0.05)
+    assert not other.rounds[1].frame.equals(a.rounds[1].frame)
+    start = datetime(2025, 1, 1, tzinfo=UTC)
+    batch = generate_households(800, 4, 0.05, collection_start=start, collection_days=42)
+    assert_frame_equal(a.rounds[0].frame, batch.frame)
+    assert a.rounds[0].faults == batch.faults
+
+
+def test_panel_refuses_impossible_arguments() -> None:
+    with pytest.raises(ValueError, match="at least 1 household"):
+        generate_panel(0, 2)
+    with pytest.raises(ValueError, match="at least 1 household and 1 round"):
+        generate_panel(10, 0)
+    with pytest.raises(ValueError, match="its own quarter"):
+        generate_panel(10, 2, months_between=2)
+    with pytest.raises(ValueError, match="bad_rate"):
+        generate_panel(10, 2, bad_rate=1.5)
+
+
+def test_write_panel_names_files_by_round_and_leaves_nothing_on_failure(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    small = generate_panel(60, 2, seed=2)
+    written = write_panel(small, tmp_path / "panel", "kobo")
+    assert [w.path.name for w in written] == ["households-2025-Q1.csv", "households-2026-Q1.csv"]
+    assert [pl.read_csv(w.path).height for w in written] == [w.rows for w in written]
+    assert sorted(p.name for p in (tmp_path / "panel").iterdir()) == [w.path.name for w in written]
+    calls: list[Path] = []
+
+    def second_write_fails(frame: pl.DataFrame, path: Path, fmt: str = "csv") -> Path:
+        calls.append(path)
+        if len(calls) == 2:
+            raise OSError("disk full")
+        return write(frame, path, fmt)
+
+    monkeypatch.setattr("tasks.ingest.generate.write_households", second_write_fails)
+    with pytest.raises(OSError, match="disk full"):
+        write_panel(small, tmp_path / "broken", "csv")
+    assert not (tmp_path / "broken").exists()
+    with pytest.raises(ValueError, match="unknown format"):
+        write_panel(small, tmp_path / "xml", "xml")
+    assert not (tmp_path / "xml").exists()
