@@ -12,6 +12,7 @@ from sqlalchemy import bindparam, select
 
 from api.models import ANSWERS, SurveyIn
 from tasks.ingest.landing import Sealed, ingestion_row, land, seal
+from tasks.ingest.rounds import ROUND_COLUMN
 from tasks.ingest.submissions import (
     SubmissionRace,
     Version,
@@ -59,8 +60,12 @@ def _reason(error: ValidationError) -> str:
 
 
 def record_line(survey: BaseModel) -> bytes:
-    """The survey as one JSON-lines record with its exact source headers and metadata (what lands in raw/)."""
-    return orjson.dumps(survey.model_dump(by_alias=True, exclude_unset=True)) + b"\n"
+    """The survey as one JSON-lines record with its exact source headers and metadata (what lands in raw/).
+
+    The declared round is left out: it is kept on the ingestion, so the same survey is the same bytes whatever
+    round it is sent under.
+    """
+    return orjson.dumps(survey.model_dump(by_alias=True, exclude_unset=True, exclude={ROUND_COLUMN})) + b"\n"
 
 
 def digest(survey: BaseModel) -> str:
@@ -76,7 +81,14 @@ def submit_one(rt: Runtime, survey: Any, user: str) -> Outcome:
         return Outcome("replayed", decision.ingestion_id, decision.version, instance_id=iid)
     if decision.outcome == "conflict":
         return Outcome("conflict", reason=decision.reason, instance_id=iid)
-    landed = land(rt, record_line(survey), source_name="api-survey", door="api", submitted_by=user)
+    landed = land(
+        rt,
+        record_line(survey),
+        source_name="api-survey",
+        door="api",
+        submitted_by=user,
+        survey_round=survey.survey_round,
+    )
     try:
         record(
             rt.catalog,
@@ -115,6 +127,7 @@ class _Staged:
     version: Version
     deprecated_id: str | None
     sealed: Sealed
+    survey_round: str | None
 
 
 def _landed_before(rt: Runtime, sha256s: list[str]) -> dict[str, str]:
@@ -151,7 +164,7 @@ def submit_group(rt: Runtime, items: Sequence[tuple[Any, str]]) -> list[Outcome 
                 sealed = seal(keyring, record_line(survey))
                 version = Version(iid, decision.version, decision.chain_id, answers, new_ingestion_id())
                 pending[iid] = version
-                staged.append(_Staged(index, user, version, dep, sealed))
+                staged.append(_Staged(index, user, version, dep, sealed, survey.survey_round))
                 results[index] = Outcome(
                     "accepted", version.ingestion_id, version.version, instance_id=iid, new_ingestion=True
                 )
@@ -193,6 +206,7 @@ def _write_group(rt: Runtime, staged: list[_Staged], results: list[Outcome | Exc
                     source_name="api-survey",
                     door="api",
                     submitted_by=s.user,
+                    survey_round=s.survey_round,
                 )
                 | {"received_at": now, "attempts": 0}
                 for s in fresh
@@ -236,9 +250,13 @@ def _one(rt: Runtime, survey: Any, user: str) -> Outcome | Exception:
         return error
 
 
-def submit_batch(rt: Runtime, items: list[Any], user: str) -> tuple[str | None, bool, list[Outcome]]:
+def submit_batch(
+    rt: Runtime, items: list[Any], user: str, survey_round: str | None = None
+) -> tuple[str | None, bool, list[Outcome]]:
     """A sync batch: every survey judged in order; the accepted ones land together as one ingestion.
 
+    The batch lands under one round: `survey_round` (validated by the caller), else the first `survey_round` a
+    survey declares; a survey declaring another round is invalid (one ingestion, one declared round).
     Returns (ingestion id or None, whether it is a new ingestion, one outcome per survey).
     """
     outcomes: list[Outcome] = []
@@ -253,6 +271,17 @@ def submit_batch(rt: Runtime, items: list[Any], user: str) -> tuple[str | None, 
         except ValidationError as bad:
             outcomes.append(Outcome("invalid", reason=_reason(bad)))
             continue
+        own = survey.survey_round
+        if own is not None and survey_round is not None and own != survey_round:
+            outcomes.append(
+                Outcome(
+                    "invalid",
+                    reason="survey_round: differs from the batch's round; send each round in its own batch",
+                    instance_id=survey.instance_id,
+                )
+            )
+            continue
+        survey_round = survey_round or own
         iid, dep, answers = survey.instance_id, survey.deprecated_id, digest(survey)
         decision = decide(rt.catalog, iid, dep, answers, pending)
         if decision.outcome == "accept":
@@ -272,6 +301,7 @@ def submit_batch(rt: Runtime, items: list[Any], user: str) -> tuple[str | None, 
         source_name="api-sync",
         door="api",
         submitted_by=user,
+        survey_round=survey_round,
     )
     deprecated = {v.instance_id: s.deprecated_id for _, s, v in accepted}
     try:

@@ -8,11 +8,15 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from tasks.ingest import contract
 from tasks.ingest.contract import Role
+from tasks.ingest.rounds import ROUND_COLUMN, ROUND_PATTERN
 
 _TYPES: dict[str, type] = {"str": str, "int": int, "float": float, "datetime": str}
-TRANSPORT = frozenset(
-    contract.METADATA_NAMES
-)  # left out of the content hash (see tasks/ingest/submissions.py)
+# left out of the content hash (see tasks/ingest/submissions.py); the round also stays out of the landed bytes
+TRANSPORT = frozenset((*contract.METADATA_NAMES, ROUND_COLUMN))
+ROUND_DESCRIPTION = (
+    "survey round of the rows, e.g. 2025-baseline or 2026-Q2 (default: from each row's submitted_at, else "
+    "the landing time, on the server's round calendar)"
+)
 ANSWERS = frozenset(contract.CANONICAL_NAMES)
 
 
@@ -38,6 +42,11 @@ def _survey_fields() -> dict[str, Any]:
                 str | None,
                 Field(None, pattern=col.pattern, max_length=128, description=col.label),
             )
+    # transport metadata: kept on the ingestion, never in the answers' hash nor in the landed record
+    fields[ROUND_COLUMN] = (
+        str | None,
+        Field(None, pattern=ROUND_PATTERN, max_length=40, description=ROUND_DESCRIPTION),
+    )
     return fields
 
 

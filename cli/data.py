@@ -16,9 +16,23 @@ def ingest(
     ],
     source: Annotated[str | None, typer.Option(help="where the file comes from (default: its name)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the import report as JSON")] = False,
+    survey_round: Annotated[
+        str | None,
+        typer.Option(
+            "--round",
+            help="survey round of every row, e.g. 2025-baseline or 2026-Q2 (default: from each row's "
+            "submitted_at, else the landing time, by RTV_ROUND_CALENDAR)",
+        ),
+    ] = None,
 ) -> None:
     """Land a file and run the ingest flow on it; prints the import report."""
     prefect_defaults()
+    from tasks.ingest.rounds import BadRoundLabel, optional_round
+
+    try:
+        survey_round = optional_round(survey_round)  # refused before the file is even opened
+    except BadRoundLabel as bad:
+        fail(f"--round {survey_round!r}: {bad}", EXIT_REJECTED)
     if not path.is_file():
         fail(f"{path} is not a readable file", EXIT_REJECTED)
     from tasks.ingest.landing import EmptyUpload, TooLarge, accept_file
@@ -32,6 +46,7 @@ def ingest(
             source_name=source or path.name,
             filename=path.name,
             submitted_by=current_user(),
+            survey_round=survey_round,
         )
     except (TooLarge, EmptyUpload) as bad:
         fail(f"rejected: {bad}", EXIT_REJECTED)
@@ -69,8 +84,8 @@ def report(
 
 
 def generate(
-    rows: Annotated[int, typer.Option(min=1, help="number of households")],
-    out: Annotated[Path, typer.Option(help="output file")],
+    rows: Annotated[int, typer.Option("--rows", "--households", min=1, help="number of households")],
+    out: Annotated[Path, typer.Option(help="output file; with --rounds above 1, a directory")],
     seed: Annotated[int, typer.Option(help="random seed")] = 0,
     bad_rate: Annotated[
         float, typer.Option(min=0.0, max=1.0, help="share of rows with an injected fault")
@@ -81,8 +96,17 @@ def generate(
             "--format", help="csv, csv-semicolon, csv-utf16, tsv, xlsx, json, jsonl, parquet or kobo"
         ),
     ] = "csv",
+    rounds: Annotated[
+        int,
+        typer.Option(
+            help="survey rounds of the same households, one file per round (households-<round>.<ext>)"
+        ),
+    ] = 1,
 ) -> None:
-    """Write synthetic households that follow the contract (never real data)."""
+    """Write synthetic households that follow the contract (never real data), for one or more rounds."""
+    if rounds != 1:
+        _generate_panel(rows, rounds, out, seed, bad_rate, fmt)
+        return
     from tasks.ingest.generate import generate_households, write_households
 
     batch = generate_households(rows, seed=seed, bad_rate=bad_rate)
@@ -91,6 +115,24 @@ def generate(
     except ValueError as bad:
         fail(str(bad))
     typer.echo(f"wrote {rows:,} households to {out} ({len(batch.faults):,} with injected faults)")
+
+
+def _generate_panel(households: int, rounds: int, out: Path, seed: int, bad_rate: float, fmt: str) -> None:
+    """Write one file per round into the directory `out`; bad input exits 2 before anything is written."""
+    from tasks.ingest.generate import FORMATS, generate_panel, write_panel
+
+    if rounds < 1:
+        fail(f"--rounds must be 1 or more, not {rounds}", EXIT_REJECTED)
+    if fmt not in FORMATS:
+        fail(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}", EXIT_REJECTED)
+    if out.exists() and not out.is_dir():
+        fail(f"{out} is a file; with --rounds above 1, --out is a directory", EXIT_REJECTED)
+    try:
+        written = write_panel(generate_panel(households, rounds, seed=seed, bad_rate=bad_rate), out, fmt)
+    except (ValueError, OSError) as bad:
+        fail(str(bad), EXIT_REJECTED)
+    for w in written:
+        typer.echo(f"wrote {w.rows:,} households to {w.path} (round {w.label})")
 
 
 def rerun(

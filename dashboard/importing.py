@@ -50,8 +50,17 @@ def _why(accepted: Accepted, api: prefect_view.PrefectApi | None) -> str:
     return "no Prefect API is configured"
 
 
-def land_upload(rt: Runtime, upload: BinaryIO, name: str, source: str | None, actor: str) -> dict[str, Any]:
-    """Land the bytes (raises TooLarge / EmptyUpload) and queue the ingest flow; returns what the page tracks.
+def land_upload(
+    rt: Runtime,
+    upload: BinaryIO,
+    name: str,
+    source: str | None,
+    actor: str,
+    survey_round: str | None = None,
+) -> dict[str, Any]:
+    """Land the bytes (raises TooLarge / EmptyUpload, BadRoundLabel before anything lands) and queue the ingest flow.
+
+    Returns what the page tracks. A blank `survey_round` declares none: the rows' dates decide.
 
     A landed file is safe whatever Prefect does: when the flow cannot be queued, the sweep deployments
     (`ingest-landed`, weekly) pick it up, and `why` says so.
@@ -65,6 +74,7 @@ def land_upload(rt: Runtime, upload: BinaryIO, name: str, source: str | None, ac
         filename=safe_source(name),
         submitted_by=actor,
         queue=queue,
+        survey_round=(survey_round or "").strip() or None,
     )
     landed = accepted.landed
     if landed.duplicate_of is not None:

@@ -61,10 +61,12 @@ def accept_and_queue(
     submitted_by: str | None = None,
     file_format: str | None = None,
     queue: Queue | None = None,
+    survey_round: str | None = None,
 ) -> Accepted:
     """Land and audit a file (`accept_file`), then queue its ingest run unless identical bytes were landed before.
 
-    `queue` defaults to `trigger_ingest`. Raises TooLarge / EmptyUpload as `land` does. A run Prefect cannot take is not an error: the file is durable
+    `queue` defaults to `trigger_ingest`. Raises TooLarge / EmptyUpload as `land` does, and BadRoundLabel
+    before anything lands when `survey_round` is not a valid round label. A run Prefect cannot take is not an error: the file is durable
     and the sweep deployments (`ingest-landed`, the weekly ETL) pick it up.
     """
     landed = accept_file(
@@ -75,6 +77,7 @@ def accept_and_queue(
         filename=filename,
         submitted_by=submitted_by,
         file_format=file_format,
+        survey_round=survey_round,
     )
     if landed.is_duplicate:
         return Accepted(landed, queued=False)

@@ -32,6 +32,7 @@ from tasks.ingest.identity import (
 from tasks.ingest.landing import read_raw
 from tasks.ingest.readers import RejectedFile, read_table
 from tasks.ingest.report import ImportReport, utc_iso
+from tasks.ingest.rounds import ROUND_COLUMN, assign_rounds, round_counts
 from tasks.ingest.validate import HELD, REASONS, Validation, validate
 from tasks.ingest.zones import (
     PROCESSED_COLUMNS,
@@ -297,6 +298,13 @@ def run_ingest(rt: Runtime, ingestion_id: str) -> dict[str, Any]:
         logger.warning("ingestion %s rejected: %s", ingestion_id, outcome.reason)
         return _publish(report)
     file_format, conformed = outcome
+    # Every row's survey round: declared at landing, else its submitted_at, else the landing time
+    conformed.frame = assign_rounds(
+        conformed.frame,
+        declared=ingestion.survey_round,
+        landed_at=ingestion.received_at,
+        calendar=rt.settings.round_calendar,
+    )
     # 3. Identity, duplicates, protection of identifiers
     completeness = rule_tables.completeness(conformed.frame)
     received = conformed.frame.height
@@ -341,6 +349,7 @@ def run_ingest(rt: Runtime, ingestion_id: str) -> dict[str, Any]:
             .value_counts()
             .iter_rows()
         )
+    round_rows = validation.rows.select(ROUND_COLUMN, HELD)
     batch = dict(validation.batch_checks)
     batch["completeness"] = {
         "passed": completeness >= rt.settings.completeness_threshold,
@@ -359,6 +368,9 @@ def run_ingest(rt: Runtime, ingestion_id: str) -> dict[str, Any]:
         duplicates_of_earlier=deduplicated.earlier,
         fixes=dict(conformed.fixes),
         quarantine_reasons=dict(sorted(reasons.items())),
+        rounds=round_counts(round_rows.filter(~pl.col(HELD))),
+        rounds_quarantined=round_counts(round_rows.filter(pl.col(HELD))),
+        declared_round=ingestion.survey_round,
         batch_checks=batch,
         completeness=round(completeness, 4),
         unknown_columns=conformed.unknown_columns,

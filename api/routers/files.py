@@ -20,11 +20,12 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 
 from api.auth import Principal, Submitter
 from api.limits import capped_stream
-from api.models import FileAccepted, FileInfo, Refused
+from api.models import ROUND_DESCRIPTION, FileAccepted, FileInfo, Refused
 from api.routers.surveys import status_url
 from flows.dispatch import accept_and_queue
 from tasks.ingest.landing import EmptyUpload, TooLarge
 from tasks.ingest.readers import RejectedFile, sniff_format
+from tasks.ingest.rounds import ROUND_PATTERN, BadRoundLabel, optional_round
 
 router = APIRouter(prefix="/api/v1", tags=["files"])
 MULTIPART_SLACK = 64 * 1024  # boundaries and part headers around the file
@@ -37,7 +38,15 @@ _UPLOAD_BODY = {
                 "schema": {
                     "type": "object",
                     "required": ["file"],
-                    "properties": {"file": {"type": "string", "format": "binary"}},
+                    "properties": {
+                        "file": {"type": "string", "format": "binary"},
+                        "round": {
+                            "type": "string",
+                            "pattern": ROUND_PATTERN,
+                            "maxLength": 40,
+                            "description": ROUND_DESCRIPTION,
+                        },
+                    },
                 }
             }
         },
@@ -62,8 +71,20 @@ def _line_breaks(handle: IO[bytes]) -> int:
     return count
 
 
-def _accept(api: Any, upload: UploadFile, user: Principal) -> tuple[int, dict[str, Any]]:
-    """Check, land and queue one uploaded file; returns (status code, body)."""
+def _form_round(declared: object) -> str | None:
+    """The form's declared round (None when absent or blank); 422 naming `round` when it is not a valid label."""
+    if declared is not None and not isinstance(declared, str):
+        raise HTTPException(422, "round: send the survey round as a text field, not a file")
+    try:
+        return optional_round(declared)
+    except BadRoundLabel as bad:
+        raise HTTPException(422, f"round: {bad}") from None
+
+
+def _accept(
+    api: Any, upload: UploadFile, user: Principal, survey_round: str | None = None
+) -> tuple[int, dict[str, Any]]:
+    """Check, land and queue one uploaded file under its declared round (if any); returns (status code, body)."""
     settings, handle = api.settings, upload.file
     handle.seek(0, 2)
     size = handle.tell()
@@ -95,6 +116,7 @@ def _accept(api: Any, upload: UploadFile, user: Principal) -> tuple[int, dict[st
             submitted_by=user.name,
             file_format=fmt,
             queue=api.dispatcher.trigger_file,
+            survey_round=survey_round,
         ).landed
     except TooLarge as bad:
         raise HTTPException(413, str(bad)) from None
@@ -122,7 +144,7 @@ def _accept(api: Any, upload: UploadFile, user: Principal) -> tuple[int, dict[st
     },
 )
 async def upload_file(request: Request, user: Submitter) -> Any:
-    """A multipart file field `file` (CSV, XLSX, JSON, JSON lines, Parquet, Kobo/ODK export)."""
+    """A multipart file field `file` (CSV, XLSX, JSON, JSON lines, Parquet, Kobo/ODK export), optional `round`."""
     api = request.app.state.api
     if not request.headers.get("content-type", "").lower().startswith("multipart/form-data"):
         raise HTTPException(415, "send the file as multipart/form-data in a field named `file`")
@@ -135,7 +157,8 @@ async def upload_file(request: Request, user: Submitter) -> Any:
         upload = form.get("file")
         if not isinstance(upload, UploadFile):
             raise HTTPException(422, "send the file in a form field named `file`")
-        code, body = await run_in_threadpool(_accept, api, upload, user)
+        survey_round = _form_round(form.get("round"))  # refused before anything lands
+        code, body = await run_in_threadpool(_accept, api, upload, user, survey_round)
     finally:
         await form.close()
     return JSONResponse(body, status_code=code)

@@ -13,7 +13,8 @@ from starlette.concurrency import run_in_threadpool
 from api.auth import Submitter
 from api.intake import safe_errors, submit_batch
 from api.limits import read_json
-from api.models import Accepted, Refused, SurveyIn, SyncOutcome, SyncResult
+from api.models import ROUND_DESCRIPTION, Accepted, Refused, SurveyIn, SyncOutcome, SyncResult
+from tasks.ingest.rounds import ROUND_PATTERN, BadRoundLabel, optional_round
 
 router = APIRouter(prefix="/api/v1", tags=["surveys"])
 _SCHEMA = SurveyIn.model_json_schema(by_alias=True)
@@ -27,7 +28,15 @@ _BATCH_BODY = {
                     "type": "object",
                     "required": ["surveys"],
                     "additionalProperties": False,
-                    "properties": {"surveys": {"type": "array", "items": _SCHEMA}},
+                    "properties": {
+                        "surveys": {"type": "array", "items": _SCHEMA},
+                        "round": {
+                            "type": "string",
+                            "pattern": ROUND_PATTERN,
+                            "maxLength": 40,
+                            "description": ROUND_DESCRIPTION,
+                        },
+                    },
                 }
             }
         },
@@ -81,6 +90,17 @@ async def upload_survey(request: Request, user: Submitter) -> Any:
     )
 
 
+def _batch_round(body: dict[str, Any]) -> str | None:
+    """The batch's declared round (None when absent or blank); 422 naming `round` when it is not a valid label."""
+    declared = body.get("round")
+    if declared is not None and not isinstance(declared, str):
+        raise HTTPException(422, "round: must be a string")
+    try:
+        return optional_round(declared)
+    except BadRoundLabel as bad:
+        raise HTTPException(422, f"round: {bad}") from None
+
+
 @router.post(
     "/sync/batch",
     response_model=SyncResult,
@@ -89,6 +109,7 @@ async def upload_survey(request: Request, user: Submitter) -> Any:
         202: {"model": SyncResult, "description": "some surveys were accepted"},
         413: {"model": Refused},
         415: {"model": Refused},
+        422: {"model": Refused, "description": "not a batch, or `round` is not a valid survey round"},
     },
 )
 async def sync_batch(request: Request, user: Submitter) -> Any:
@@ -100,7 +121,10 @@ async def sync_batch(request: Request, user: Submitter) -> Any:
         raise HTTPException(422, 'send {"surveys": [ ... ]}')
     if len(surveys) > api.settings.max_sync_surveys:
         raise HTTPException(413, f"a batch holds at most {api.settings.max_sync_surveys} surveys")
-    ingestion_id, new, outcomes = await run_in_threadpool(submit_batch, api.rt, surveys, user.name)
+    survey_round = _batch_round(body)  # refused before any survey is judged or landed
+    ingestion_id, new, outcomes = await run_in_threadpool(
+        submit_batch, api.rt, surveys, user.name, survey_round
+    )
     if new:
         await run_in_threadpool(api.dispatcher.trigger_file, api.rt.catalog, ingestion_id)
     counts = {

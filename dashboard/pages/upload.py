@@ -9,6 +9,7 @@ import streamlit as st
 from dashboard import auth, data, importing
 from tasks.ingest.landing import EmptyUpload, TooLarge
 from tasks.ingest.report import ImportReport
+from tasks.ingest.rounds import BadRoundLabel
 from tasks.protection.users import Action
 
 auth.require(Action.UPLOAD)
@@ -24,17 +25,28 @@ st.markdown(
 uploaded = st.file_uploader(
     "Survey file", key="upload_file", max_upload_size=limit, help=f"largest file: {limit} MB"
 )
-source = st.text_input(
+source_column, round_column = st.columns([3, 2])
+source = source_column.text_input(
     "Source (optional)",
     key="upload_source",
     placeholder="where the file comes from, e.g. Kanungu Q3 assessment; default: the file name",
+)
+survey_round = round_column.text_input(
+    "Survey round (optional)",
+    key="upload_round",
+    max_chars=40,
+    placeholder="e.g. 2025-baseline or 2026-Q2",
+    help="the survey campaign of every row of this file; left empty, each row's submission date decides "
+    "(else today), by calendar quarter unless configured otherwise",
 )
 if st.button("Import", type="primary", disabled=uploaded is None, icon=":material/upload:"):
     with st.status(f"Landing {uploaded.name} …", expanded=True) as status:
         st.write("Hashing and encrypting the bytes into the raw zone, then queuing the ingest flow …")
         try:
-            st.session_state[TRACK] = importing.land_upload(rt, uploaded, uploaded.name, source, auth.name())
-        except (TooLarge, EmptyUpload) as refused:
+            st.session_state[TRACK] = importing.land_upload(
+                rt, uploaded, uploaded.name, source, auth.name(), survey_round
+            )
+        except (TooLarge, EmptyUpload, BadRoundLabel) as refused:
             status.update(label=f"Refused: {refused}", state="error")
             st.stop()
         landed = st.session_state[TRACK]

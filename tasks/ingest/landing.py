@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
+from tasks.ingest.rounds import optional_round
 from tasks.ingest.zones import new_ingestion_id, raw_key
 from tasks.platform.catalog import DuplicateFile, Ingestion
 from tasks.protection import audit
@@ -82,8 +83,9 @@ def ingestion_row(
     door: str,
     filename: str | None = None,
     submitted_by: str | None = None,
+    survey_round: str | None = None,
 ) -> dict[str, Any]:
-    """The catalog fields of a `landed` ingestion whose object is at its raw key."""
+    """The catalog fields of a `landed` ingestion whose object is at its raw key (the round validated before)."""
     return {
         "id": ingestion_id,
         "source": source_name[:120],
@@ -94,6 +96,7 @@ def ingestion_row(
         "raw_key": raw_key(ingestion_id),
         "status": "landed",
         "submitted_by": submitted_by,
+        "survey_round": survey_round,
     }
 
 
@@ -105,11 +108,15 @@ def land(
     door: str,
     filename: str | None = None,
     submitted_by: str | None = None,
+    survey_round: str | None = None,
 ) -> Landed:
     """Store the bytes encrypted in the raw zone and catalog them as `landed`; identical bytes are not stored twice.
 
-    The client's file name is kept as metadata only; the object key comes from the ingestion id.
+    The client's file name is kept as metadata only; the object key comes from the ingestion id. A declared
+    `survey_round` (blank: none) is checked before any byte is read (BadRoundLabel) and kept on the catalog
+    row only: it is not part of the sha256, so the same bytes are a duplicate whatever round is declared.
     """
+    survey_round = optional_round(survey_round)
     limit = rt.settings.max_upload_bytes
     digest = hashlib.sha256()
     size = 0
@@ -151,6 +158,7 @@ def land(
                 door=door,
                 filename=filename,
                 submitted_by=submitted_by,
+                survey_round=survey_round,
             )
         )
     except DuplicateFile as race:  # the same bytes landed concurrently: keep the first copy only
@@ -168,15 +176,23 @@ def accept_file(
     filename: str | None = None,
     submitted_by: str | None = None,
     file_format: str | None = None,
+    survey_round: str | None = None,
 ) -> Landed:
     """Land a file and, unless identical bytes were landed before, audit it as `landed` by the submitter (or door).
 
-    Every door writes the same detail: door, size and the format when the door sniffed it. Never the file name
-    (a clerk may name a file after a person, and audit rows are never erased) nor anything read from the file;
-    the ingestion id, the row's target, leads to the catalog's metadata.
+    Every door writes the same detail: door, size, the format when the door sniffed it and the declared round
+    (or None). Never the file name (a clerk may name a file after a person, and audit rows are never erased) nor
+    anything read from the file; the ingestion id, the row's target, leads to the catalog's metadata.
     """
+    survey_round = optional_round(survey_round)  # refused before anything lands
     landed = land(
-        rt, source, source_name=source_name, door=door, filename=filename, submitted_by=submitted_by
+        rt,
+        source,
+        source_name=source_name,
+        door=door,
+        filename=filename,
+        submitted_by=submitted_by,
+        survey_round=survey_round,
     )
     if not landed.is_duplicate:
         audit.record(
@@ -184,7 +200,7 @@ def accept_file(
             submitted_by or door,
             "landed",
             landed.ingestion_id,
-            {"door": door, "bytes": landed.size_bytes, "format": file_format},
+            {"door": door, "bytes": landed.size_bytes, "format": file_format, "round": survey_round},
         )
     return landed
 

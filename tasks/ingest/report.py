@@ -33,6 +33,9 @@ class ImportReport(BaseModel):
     duplicates_of_earlier: int = 0
     fixes: dict[str, int] = Field(default_factory=dict)
     quarantine_reasons: dict[str, int] = Field(default_factory=dict)
+    rounds: dict[str, int] = Field(default_factory=dict)  # accepted rows per survey round
+    rounds_quarantined: dict[str, int] = Field(default_factory=dict)  # quarantined rows per survey round
+    declared_round: str | None = None  # the round declared at landing; None: rounds came from the rows' dates
     batch_checks: dict[str, dict[str, Any]] = Field(default_factory=dict)
     completeness: float | None = None
     unknown_columns: list[str] = Field(default_factory=list)
@@ -59,6 +62,23 @@ class ImportReport(BaseModel):
     def pass_rate(self) -> float | None:
         validated = self.rows_accepted + self.rows_quarantined
         return self.rows_accepted / validated if validated else None
+
+    def _rounds_markdown(self) -> list[str]:
+        """The survey rounds section: rows per round, and whether the round was declared or taken from dates."""
+        labels = sorted(set(self.rounds) | set(self.rounds_quarantined))
+        if not labels:
+            return []
+        origin = (
+            f"declared at landing as `{self.declared_round}`"
+            if self.declared_round
+            else "from each row's submitted_at, else the landing time (UTC)"
+        )
+        lines = ["## Survey rounds", "", f"Rounds {origin}.", "", "| round | accepted | quarantined |"]
+        lines.append("|---|---:|---:|")
+        lines += [
+            f"| {k} | {self.rounds.get(k, 0):,} | {self.rounds_quarantined.get(k, 0):,} |" for k in labels
+        ]
+        return [*lines, ""]
 
     def to_markdown(self) -> str:
         """A short report for the Prefect artifact and the dashboard."""
@@ -89,6 +109,7 @@ class ImportReport(BaseModel):
                 else "",
                 "",
             ]
+        lines += self._rounds_markdown()
         for title, table in (
             ("Quarantine reasons (rows)", self.quarantine_reasons),
             ("Fixes applied", self.fixes),

@@ -12,6 +12,7 @@ import polars as pl
 from tasks.ingest import contract
 from tasks.ingest.features import FEATURE_NAMES
 from tasks.ingest.identity import ENCRYPTED, IDENTITY, PII_KEY, PSEUDONYMS
+from tasks.ingest.rounds import ROUND_COLUMN
 from tasks.ingest.validate import REASON_DTYPE, REASONS
 from tasks.platform.storage import ObjectStore
 
@@ -28,7 +29,16 @@ IDENTIFIER_COLUMNS = (
     ENCRYPTED["device_id"],
     PII_KEY,
 )
-VALIDATED_COLUMNS = ("ingestion_id", "source_row", "row_identity", *IDENTIFIER_COLUMNS, *_SURVEY, *_META)
+# survey_round: the row's campaign (tasks/ingest/rounds.py), the one column every zone adds to the contract's
+VALIDATED_COLUMNS = (
+    "ingestion_id",
+    "source_row",
+    "row_identity",
+    *IDENTIFIER_COLUMNS,
+    *_SURVEY,
+    *_META,
+    ROUND_COLUMN,
+)
 QUARANTINE_COLUMNS = (*VALIDATED_COLUMNS, REASONS)
 PROCESSED_COLUMNS = (*VALIDATED_COLUMNS, "progress_status", "is_vulnerable", *FEATURE_NAMES)
 

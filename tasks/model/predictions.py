@@ -22,6 +22,7 @@ PREDICTION_COLUMNS = (
     "district",
     "cluster",
     "village",
+    "survey_round",
     "p_vulnerable",
     "expected_per_day",
     "predicted_status",
@@ -67,6 +68,10 @@ def score_households(
             "district",
             "cluster",
             "village",
+            # objects written before rounds existed (backfill, review of old rows) have no round
+            pl.col("survey_round")
+            if "survey_round" in frame.columns
+            else pl.lit(None, pl.String).alias("survey_round"),
         )
         .with_columns(
             pl.Series("p_vulnerable", p.round(4)),

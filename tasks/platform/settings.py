@@ -72,6 +72,11 @@ class Settings(BaseSettings):
     completeness_threshold: float = Field(0.95, description="batch completeness below this is a warning")
     distribution_min_rows: int = Field(100, description="batches smaller than this skip distribution checks")
     partition_rows: int = Field(250_000, description="rows per partition written to the zones")
+    round_calendar: Literal["quarter", "month", "half", "year"] = Field(
+        "quarter",
+        description="survey round of a row no round was declared for, from its submitted_at (else its landing "
+        "time) in UTC: quarter `2025-Q3`, month `2025-07`, half `2025-H2` or year `2025`",
+    )
     task_runner: Literal["threads", "processes", "dask"] = Field(
         "threads", description="how partitions run in parallel: threads, local processes, or a Dask cluster"
     )

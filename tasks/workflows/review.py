@@ -10,7 +10,7 @@ import polars as pl
 
 from tasks.ingest.features import add_features
 from tasks.ingest.validate import REASONS
-from tasks.ingest.zones import PROCESSED_COLUMNS, VALIDATED_COLUMNS, read_parquet, write_once
+from tasks.ingest.zones import PROCESSED_COLUMNS, VALIDATED_COLUMNS, read_parquet, shape, write_once
 from tasks.model.predictions import score_with
 
 if TYPE_CHECKING:
@@ -70,8 +70,9 @@ def approve(
     """
     chosen = _pick(rt, ingestion_id, rows).drop(REASONS)
     tag = hashlib.sha256(",".join(map(str, sorted(rows))).encode()).hexdigest()[:12]
-    processed = add_features(chosen).select(PROCESSED_COLUMNS)
-    outputs = {"validated": chosen.select(VALIDATED_COLUMNS), "processed": processed}
+    # shape() fills columns a row held before they existed (survey_round, for one) with nulls
+    processed = shape(add_features(chosen), PROCESSED_COLUMNS, ingestion_id)
+    outputs = {"validated": shape(chosen, VALIDATED_COLUMNS, ingestion_id), "processed": processed}
     champion = rt.champion()
     if champion is not None:
         outputs["predictions"] = score_with(champion, processed, rt.settings)

@@ -560,8 +560,9 @@ def test_file_upload_replay_and_processing(stack: dict[str, Any]) -> None:
     [landed] = [e for e in events(rt.catalog, action="landed") if e.target == ingestion.id]
     assert (landed.actor, landed.detail) == (
         "officer1",
-        {"door": "api", "bytes": len(content), "format": "csv"},
+        {"door": "api", "bytes": len(content), "format": "csv", "round": None},
     )
+    assert ingestion.survey_round is None  # none declared: the rows' dates decide in the ingest flow
     again = _upload(officer, content, "renamed.csv")
     assert again.status_code == 200 and again.json()["ingestion_id"] == first.json()["ingestion_id"]
     assert again.json()["outcome"] == "replayed" and again.json()["file_info"]["sha256"] == info["sha256"]
@@ -570,6 +571,80 @@ def test_file_upload_replay_and_processing(stack: dict[str, Any]) -> None:
     status = officer.get(first.json()["status_url"]).json()
     assert status["state"] == report["status"] and status["rows_received"] == 30
     assert status["rows_accepted"] + status["rows_quarantined"] + status["rows_duplicate"] == 30
+
+
+def test_survey_rounds_declared_at_every_api_door(stack: dict[str, Any]) -> None:
+    from tasks.ingest.landing import read_raw
+    from tasks.ingest.rounds import ROUND_PATTERN
+    from tasks.protection.audit import events
+
+    officer, rt = stack["clients"]["officer1"], stack["rt"]
+    before = len(rt.catalog.list_ingestions(limit=100_000))
+    # a file: `round` form field, kept on the ingestion and in the shared audit detail
+    content = _csv(surveys(12, seed=41))
+    files = {"file": ("round.csv", content, "text/csv")}
+    refused = officer.post("/api/v1/upload/file", files=files, data={"round": "bad/label"})
+    assert refused.status_code == 422 and refused.json()["detail"].startswith(
+        "round: not a valid survey round"
+    )
+    assert "bad/label" not in refused.text  # never echoes a submitted value
+    assert len(rt.catalog.list_ingestions(limit=100_000)) == before  # nothing landed
+    first = officer.post("/api/v1/upload/file", files=files, data={"round": "2026-Q2"})
+    assert first.status_code == 202, first.text
+    ingestion = rt.catalog.get(first.json()["ingestion_id"])
+    assert ingestion.survey_round == "2026-Q2" and ingestion.sha256 == hashlib.sha256(content).hexdigest()
+    [landed] = [e for e in events(rt.catalog, action="landed") if e.target == ingestion.id]
+    assert landed.detail == {"door": "api", "bytes": len(content), "format": "csv", "round": "2026-Q2"}
+    again = officer.post("/api/v1/upload/file", files=files, data={"round": "2026-Q3"})
+    assert again.status_code == 200 and again.json()["ingestion_id"] == ingestion.id  # same bytes, same file
+    assert rt.catalog.get(ingestion.id).survey_round == "2026-Q2"
+    # a single survey: `survey_round` is transport metadata, outside the landed bytes and the content hash
+    one, other = surveys(2, seed=42)
+    bad = _post(officer, one | {"survey_round": "no spaces please"})
+    assert bad.status_code == 422 and [e["loc"] for e in bad.json()["detail"]] == [["survey_round"]]
+    accepted = _post(officer, one | {"survey_round": "2025-baseline"})
+    assert accepted.status_code == 202, accepted.text
+    survey_ingestion = rt.catalog.get(accepted.json()["ingestion_id"])
+    assert survey_ingestion.survey_round == "2025-baseline"
+    assert b"survey_round" not in read_raw(rt, survey_ingestion) and b"2025-baseline" not in read_raw(
+        rt, survey_ingestion
+    )
+    replay = _post(officer, one | {"survey_round": "2026-Q2"})
+    assert replay.status_code == 200 and replay.json()["outcome"] == "replayed"
+    assert replay.json()["ingestion_id"] == survey_ingestion.id
+    # an offline batch: `round` names the batch's round; a survey declaring another one is invalid
+    three = surveys(3, seed=43)
+    refused_batch = officer.post("/api/v1/sync/batch", json={"surveys": three, "round": "../etc"})
+    assert refused_batch.status_code == 422 and refused_batch.json()["detail"].startswith("round: ")
+    batch = officer.post(
+        "/api/v1/sync/batch",
+        json={
+            "surveys": [three[0], three[1] | {"survey_round": "2025-Q1"}, three[2] | {"survey_round": "R2"}],
+            "round": "R2",
+        },
+    )
+    assert batch.status_code == 202, batch.text
+    assert [o["outcome"] for o in batch.json()["outcomes"]] == ["accepted", "invalid", "accepted"]
+    assert batch.json()["outcomes"][1]["reason"].startswith("survey_round: differs from the batch's round")
+    assert rt.catalog.get(batch.json()["ingestion_id"]).survey_round == "R2"
+    unlabelled = officer.post("/api/v1/sync/batch", json={"surveys": [other]})
+    assert (
+        unlabelled.status_code == 202
+        and rt.catalog.get(unlabelled.json()["ingestion_id"]).survey_round is None
+    )
+    # the published schema says what a round may be
+    paths = stack["anon"].get("/openapi.json").json()["paths"]
+    upload = paths["/api/v1/upload/file"]["post"]["requestBody"]["content"]["multipart/form-data"]["schema"]
+    sync = paths["/api/v1/sync/batch"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    survey = paths["/api/v1/upload/survey-data"]["post"]["requestBody"]["content"]["application/json"][
+        "schema"
+    ]
+    assert upload["properties"]["round"]["pattern"] == ROUND_PATTERN and upload["required"] == ["file"]
+    assert sync["properties"]["round"]["pattern"] == ROUND_PATTERN
+    assert {"type": "string", "pattern": ROUND_PATTERN, "maxLength": 40}.items() <= next(
+        option for option in survey["properties"]["survey_round"]["anyOf"] if option.get("type") == "string"
+    ).items()
+    assert "survey_round" not in survey["required"]
 
 
 def test_completed_status_has_a_predictions_summary(

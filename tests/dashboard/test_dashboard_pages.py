@@ -369,12 +369,14 @@ def test_upload_with_data(with_data: dict[str, Any], ingest_deployment: None, tm
     at = signed_in("mgr", "upload")
     assert "up to 200 MB" in texts(at, "markdown")
     at.file_uploader(key="upload_file").set_value(("../odd/Kanungu Q3.csv", path.read_bytes(), "text/csv"))
+    at.text_input(key="upload_round").input("2025-baseline")
     at.run()
     button(at, "Import").click().run()
     assert not at.exception, [e.value for e in at.exception]
     ingestion_id = at.session_state["upload_tracking"]["id"]
     landed = rt.catalog.get(ingestion_id)
     assert landed.door == "upload" and landed.submitted_by == "mgr" and landed.source == "Kanungu Q3.csv"
+    assert landed.survey_round == "2025-baseline"
     assert landed.flow_run_id and at.session_state["upload_tracking"]["queued"]
     assert "Queued for a worker" in at.get("progress")[0].proto.text
     # a worker would run it; run the same flow here, then the page shows the report
@@ -385,10 +387,14 @@ def test_upload_with_data(with_data: dict[str, Any], ingest_deployment: None, tm
     assert shown["Rows received"] == f"{report['rows_received']:,}"
     assert shown["Quarantined for review"] == f"{report['rows_quarantined']:,}"
     assert f"Import report `{ingestion_id}`" in texts(at, "markdown")
+    assert report["rounds"] == {"2025-baseline": report["rows_accepted"]}
+    assert f"| 2025-baseline | {report['rows_accepted']:,} | {report['rows_quarantined']:,} |" in texts(
+        at, "markdown"
+    )
     [event] = [e for e in audit.events(rt.catalog, action="landed") if e.target == ingestion_id]
     assert (event.actor, event.detail) == (
         "mgr",
-        {"door": "upload", "bytes": landed.size_bytes, "format": None},
+        {"door": "upload", "bytes": landed.size_bytes, "format": None, "round": "2025-baseline"},
     )
     # the same bytes again: the earlier import's report, nothing stored twice
     at.file_uploader(key="upload_file").set_value(("again.csv", path.read_bytes(), "text/csv"))
@@ -396,6 +402,24 @@ def test_upload_with_data(with_data: dict[str, Any], ingest_deployment: None, tm
     button(at, "Import").click().run()
     assert f"already imported as `{ingestion_id}`" in texts(at, "info")
     assert len([i for i in rt.catalog.list_ingestions() if i.sha256 == landed.sha256]) == 1
+
+
+def test_upload_refuses_a_bad_survey_round_and_lands_nothing(rtv_env: Settings, tmp_path: Path) -> None:
+    rt = runtime_for(rtv_env)
+    _add_users(rt)  # a data dir of its own: nothing may land in it
+    path = write_households(generate_households(20, seed=75).frame, tmp_path / "round.csv")
+    at = signed_in("mgr", "upload")
+    assert at.text_input(key="upload_round").label == "Survey round (optional)"
+    at.file_uploader(key="upload_file").set_value(("round.csv", path.read_bytes(), "text/csv"))
+    at.text_input(key="upload_round").input("bad/label")
+    at.run()
+    button(at, "Import").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    [status] = at.get("status")
+    assert status.label.startswith("Refused: not a valid survey round: use 1 to 40 letters")
+    assert status.icon == ":material/error:"
+    assert "upload_tracking" not in at.session_state
+    assert rt.catalog.list_ingestions() == [] and rt.store.list("raw") == []
 
 
 def test_upload_without_prefect_lands_and_says_so(

@@ -303,3 +303,114 @@ def test_bad_rows_are_quarantined_not_the_file(
     assert "village.pattern" in reasons[7]  # a formula where a village name belongs
     assert "row.readable" in reasons[8]  # a formula where a number belongs
     assert "row.readable" in reasons[200]  # cut off mid-row
+
+
+# ---- survey rounds -----------------------------------------------------------------------------------------
+
+
+def _generated(tmp_path: Path, rows: int, seed: int, **columns: Any) -> Path:
+    """A generated survey file, with metadata columns replaced (or, with None, left out)."""
+    from tasks.ingest.generate import generate_households, write_households
+
+    frame = generate_households(rows, seed=seed, bad_rate=0.1).frame
+    for name, value in columns.items():
+        frame = frame.drop(name) if value is None else frame.with_columns(pl.Series(name, value, pl.String))
+    return write_households(frame, tmp_path / f"rounds-{seed}.csv")
+
+
+def _zone_rounds(rt: Any, zone: str, ingestion_id: str) -> dict[str, int]:
+    frame = read_zone(rt.store, zone, ingestion_id)
+    return dict(frame.group_by("survey_round").len().sort("survey_round").iter_rows())
+
+
+def test_declared_round_reaches_every_zone_and_the_report(tmp_path: Path, storage_backend: Settings) -> None:
+    from tasks.ingest.zones import PROCESSED_COLUMNS, QUARANTINE_COLUMNS, VALIDATED_COLUMNS
+    from tasks.protection.audit import events
+
+    path = _generated(tmp_path, 240, seed=31)
+    result = CliRunner().invoke(app, ["ingest", str(path), "--round", "2025-baseline", "--json"])
+    assert result.exit_code == 0, result.output
+    report = _json(result.output)
+    accepted, held = report["rows_accepted"], report["rows_quarantined"]
+    assert accepted > 0 and held > 0  # bad_rate 0.1: both zones are written
+    assert report["rounds"] == {"2025-baseline": accepted}
+    assert report["rounds_quarantined"] == {"2025-baseline": held}
+    assert report["declared_round"] == "2025-baseline"
+    rt = runtime_for(storage_backend)
+    ingestion_id = report["ingestion_id"]
+    assert rt.catalog.get(ingestion_id).survey_round == "2025-baseline"
+    assert "declared at landing as `2025-baseline`" in _artifact(ingestion_id)
+    for zone, columns, rows in (
+        ("validated", VALIDATED_COLUMNS, accepted),
+        ("processed", PROCESSED_COLUMNS, accepted),
+        ("quarantine", QUARANTINE_COLUMNS, held),
+    ):
+        stored = read_zone(rt.store, zone, ingestion_id)
+        assert tuple(stored.columns) == columns and columns.count("survey_round") == 1, zone
+        assert stored["survey_round"].to_list() == ["2025-baseline"] * rows, zone
+    [event] = [e for e in events(rt.catalog, action="landed") if e.target == ingestion_id]
+    assert event.detail == {
+        "door": "cli",
+        "bytes": path.stat().st_size,
+        "format": None,
+        "round": "2025-baseline",
+    }
+    # the same bytes under another round: still the same file, nothing landed again
+    again = CliRunner().invoke(app, ["ingest", str(path), "--round", "2026-Q2", "--json"])
+    assert again.exit_code == 0, again.output
+    assert _json(again.output)["status"] == "duplicate_file"
+    assert _json(again.output)["duplicate_of"] == ingestion_id
+    assert len(rt.catalog.list_ingestions()) == 1
+    assert rt.catalog.get(ingestion_id).survey_round == "2025-baseline"
+
+
+def test_rounds_come_from_submitted_at_by_quarter(tmp_path: Path, storage_backend: Settings) -> None:
+    # the first half in Q3 2025, the second in Q4, one row each way around the quarter's edge in UTC
+    times = ["2025-08-14T09:00:00Z"] * 150 + ["2025-11-02 10:15:00"] * 149 + ["2025-10-01T02:00:00+03:00"]
+    report = ingest_path(_generated(tmp_path, 300, seed=32, submitted_at=times))
+    assert report["declared_round"] is None
+    assert set(report["rounds"]) == {"2025-Q3", "2025-Q4"}
+    assert sum(report["rounds"].values()) == report["rows_accepted"]
+    assert sum(report["rounds_quarantined"].values()) == report["rows_quarantined"]
+    rt = runtime_for(storage_backend)
+    assert _zone_rounds(rt, "validated", report["ingestion_id"]) == report["rounds"]
+    assert _zone_rounds(rt, "quarantine", report["ingestion_id"]) == report["rounds_quarantined"]
+    stored = pl.concat(
+        read_zone(rt.store, zone, report["ingestion_id"]).select("submitted_at", "survey_round")
+        for zone in ("validated", "quarantine")
+    )
+    by_time = dict(stored.group_by("submitted_at").agg(pl.col("survey_round").unique().sort()).iter_rows())
+    assert by_time["2025-08-14T09:00:00Z"] == ["2025-Q3"]
+    assert by_time["2025-11-02 10:15:00"] == ["2025-Q4"]
+    # 02:00 in Kampala on 1 October is 23:00 UTC on 30 September: the third quarter
+    assert by_time["2025-10-01T02:00:00+03:00"] == ["2025-Q3"]
+    assert "from each row's submitted_at" in _artifact(report["ingestion_id"])
+
+
+def test_rows_without_submitted_at_take_the_landing_quarter(
+    tmp_path: Path, storage_backend: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tasks.ingest.rounds import round_of
+
+    report = ingest_path(_generated(tmp_path, 120, seed=33, submitted_at=None))
+    rt = runtime_for(storage_backend)
+    landed_at = rt.catalog.get(report["ingestion_id"]).received_at
+    quarter = round_of(landed_at, "quarter")
+    assert quarter.startswith(f"{landed_at.year}-Q")
+    assert report["rounds"] == {quarter: report["rows_accepted"]}
+    assert _zone_rounds(rt, "processed", report["ingestion_id"]) == {quarter: report["rows_accepted"]}
+    # the calendar is a setting: by month, the same fallback reads YYYY-MM
+    monkeypatch.setenv("RTV_ROUND_CALENDAR", "month")
+    monthly = ingest_path(_generated(tmp_path, 60, seed=34, submitted_at=None))
+    month = round_of(runtime_for(Settings()).catalog.get(monthly["ingestion_id"]).received_at, "month")
+    assert monthly["rounds"] == {month: monthly["rows_accepted"]} and len(month) == 7
+
+
+def test_cli_refuses_a_bad_round_and_lands_nothing(tmp_path: Path, storage_backend: Settings) -> None:
+    path = _generated(tmp_path, 20, seed=35)
+    result = CliRunner().invoke(app, ["ingest", str(path), "--round", "bad/label"])
+    assert result.exit_code == 2, result.output
+    assert "error: --round 'bad/label': not a valid survey round" in result.output
+    assert "Traceback" not in result.output
+    rt = runtime_for(storage_backend)
+    assert rt.catalog.list_ingestions() == [] and rt.store.list("raw") == []

@@ -52,6 +52,9 @@ class Ingestion(Base):
     report: Mapped[dict[str, Any] | None]
     error: Mapped[str | None] = mapped_column(Text)
     raw_purged_at: Mapped[datetime | None]  # the raw file was deleted after archive and retention
+    survey_round: Mapped[str | None] = mapped_column(
+        String(40)
+    )  # declared at landing; else from the rows' dates
 
 
 class RuleOutcome(Base):
