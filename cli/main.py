@@ -1,6 +1,7 @@
 """`rtv`: the engineer's command line. Reads Settings once, then calls flows and plain functions.
 
-The commands live by group in cli/data.py, cli/model.py, cli/keys.py, cli/users.py and cli/stack.py; they
+The commands live by group in cli/data.py, cli/model.py, cli/rounds.py, cli/keys.py, cli/users.py and
+cli/stack.py; they
 are added here in the order `rtv --help` lists them.
 """
 
@@ -10,7 +11,7 @@ import sys
 
 import typer
 
-from cli import data, keys, model, stack, users
+from cli import data, keys, model, rounds, stack, users
 
 app = typer.Typer(
     add_completion=False,
@@ -25,6 +26,7 @@ app.command()(data.generate)
 app.command()(model.retrain)
 app.command()(model.predict)
 app.command()(model.drift)
+app.command()(rounds.progress)
 app.command()(stack.health)
 app.command("audit")(users.audit_log)
 app.command()(data.rerun)
@@ -35,6 +37,7 @@ app.command()(stack.api)
 app.add_typer(model.model_app, name="model")
 app.add_typer(keys.keys_app, name="keys")
 app.add_typer(users.users_app, name="users")
+app.add_typer(rounds.rounds_app, name="rounds")
 
 
 def main() -> None:

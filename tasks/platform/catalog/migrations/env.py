@@ -2,6 +2,7 @@
 
 from alembic import context
 
+from tasks.platform.catalog import registry_models  # noqa: F401 - registers the visits and registry tables
 from tasks.platform.catalog.models import Base
 
 config = context.config
