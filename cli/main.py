@@ -1,8 +1,7 @@
 """`rtv`: the engineer's command line. Reads Settings once, then calls flows and plain functions.
 
 The commands live by group in cli/data.py, cli/model.py, cli/rounds.py, cli/keys.py, cli/users.py and
-cli/stack.py; they
-are added here in the order `rtv --help` lists them.
+cli/stack.py; they are added here in the order `rtv --help` lists them.
 """
 
 from __future__ import annotations

@@ -18,11 +18,12 @@ from prefect.runtime import flow_run
 
 from flows.hooks import alert_failure
 from flows.runners import partition_runner
-from tasks.ingest import contract
+from tasks.ingest import contract, households
 from tasks.ingest import rules as rule_tables
 from tasks.ingest.conform import Conformed, NotASurveyTable, conform, score_header
 from tasks.ingest.features import add_features
 from tasks.ingest.identity import (
+    IDENTITY,
     Deduplicated,
     add_identity,
     drop_duplicates,
@@ -103,6 +104,30 @@ def identify_rows(rt: Runtime, ingestion_id: str, conformed: Conformed) -> Dedup
         protected = protect_identifiers(identified, rt.keyring)
         earlier = claimed.result()
     return drop_duplicates(protected, earlier)
+
+
+@io_task
+def flag_repeats_in_round(rt: Runtime, ingestion_id: str, frame: pl.DataFrame) -> pl.DataFrame:
+    """Mark rows whose household already has a visit of another ingestion in the same survey round."""
+    repeated = households.repeated_in_round(rt.catalog, ingestion_id, frame)
+    return frame.with_columns(repeated.alias(rule_tables.REPEATED_IN_ROUND))
+
+
+@io_task
+def record_household_visits(
+    rt: Runtime, ingestion_id: str, validation: Validation, objects: list[ZoneObjectRow]
+) -> int:
+    """This ingestion's accepted rows as pending visits in the registry, with their predictions."""
+    accepted = validation.rows.filter(~pl.col(HELD))
+    outcome = households.record_visits(rt.catalog, ingestion_id, accepted)
+    keys = [o["key"] for o in objects if o["zone"] == "predictions"]
+    if keys and accepted.height:
+        scored = pl.concat([read_parquet(rt.store, k) for k in keys], how="diagonal_relaxed")
+        identities = accepted.select(
+            pl.col("_row").alias("source_row"), pl.col(IDENTITY).alias("row_identity")
+        )
+        households.update_predictions(rt.catalog, scored.join(identities, on="source_row", how="inner"))
+    return outcome.recorded
 
 
 @cpu_task
@@ -235,13 +260,25 @@ def _monitor(rt: Runtime, io: RetryPolicy, ingestion_id: str, validation: Valida
 # ---- flow ----------------------------------------------------------------------------------------------
 
 
+@io_task
+def finalise_visits(rt: Runtime, ingestion_id: str) -> int:
+    """Make the ingestion's visits final and refresh its households in the registry."""
+    outcome = households.finalise_ingestion(rt.catalog, ingestion_id)
+    if outcome.repeated:  # another ingestion of the same round completed first, between flagging and here
+        get_run_logger().warning(
+            "%s: %d visits lost a race for their household and round", ingestion_id, len(outcome.repeated)
+        )
+    return outcome.finalised
+
+
 def _mark_failed(flow: Flow[..., Any], flow_run: FlowRun, state: State[Any]) -> None:
     """on_failure hook: the catalog says `failed` with the one-line reason, so `rtv rerun` can pick it up."""
     ingestion_id = flow_run.parameters.get("ingestion_id")
     if ingestion_id:
-        runtime_for(Settings()).catalog.fail(
-            ingestion_id, "failed", (state.message or "flow failed").splitlines()[0]
-        )
+        rt = runtime_for(Settings())
+        rt.catalog.fail(ingestion_id, "failed", (state.message or "flow failed").splitlines()[0])
+        # pending visits would hold a corrected file's rows as repeats; `rtv rerun` records them again
+        households.discard_ingestion(rt.catalog, ingestion_id)
 
 
 def _stopwatch(laps: dict[str, float]) -> Any:
@@ -311,7 +348,9 @@ def run_ingest(rt: Runtime, ingestion_id: str) -> dict[str, Any]:
     deduplicated = io(identify_rows)(rt, ingestion_id, conformed)
     conformed.frame = conformed.frame.clear()  # the last plaintext identifiers; also frees its memory
     lap("identify_protect")
-    # 4. Validate with Great Expectations: accepted vs quarantined, with reasons
+    # 4. Validate with Great Expectations: accepted vs quarantined, with reasons (one visit per household
+    # and round: a household another ingestion already visited in this round is held for review)
+    deduplicated.frame = io(flag_repeats_in_round)(rt, ingestion_id, deduplicated.frame)
     validation = validate_rows(rt, deduplicated.frame, conformed.defects)
     deduplicated.frame = deduplicated.frame.clear()  # validation.rows holds the same columns
     lap("validate")
@@ -337,6 +376,7 @@ def run_ingest(rt: Runtime, ingestion_id: str) -> dict[str, Any]:
         ]
         objects = [obj for future in futures for obj in future.result()]
     predictions = io(summarise_predictions)(rt, objects)
+    io(record_household_visits)(rt, ingestion_id, validation, objects)
     lap("transform_write")
     docs = io(publish_data_docs)(rt, ingestion_id, validation.docs_dir)
     lap("data_docs")
@@ -386,6 +426,8 @@ def run_ingest(rt: Runtime, ingestion_id: str) -> dict[str, Any]:
     )
     report.check_balance()
     io(record_report)(rt, report, validation, objects)
+    # The visits count once the ingestion is complete (a failed run leaves them pending, a rerun redoes them)
+    io(finalise_visits)(rt, ingestion_id)
     # 7. Monitoring: drift against the champion's training snapshot, quality thresholds, alert mail
     _monitor(rt, io, ingestion_id, validation, watched=champion is not None)
     logger.info(

@@ -23,6 +23,7 @@ ID_SHAPE = "household_id_shape"
 ID_DISTRICT = "household_id_district"
 DEFECTIVE = "_defective"  # set by conform: a cell did not parse or the row had the wrong number of fields
 CONFLICT = "_instance_conflict"
+REPEATED_IN_ROUND = "_repeated_in_round"  # set before validation from the household registry
 VULNERABLE = "_vulnerable"
 
 _OPS = {"==": operator.eq, ">=": operator.ge, ">": operator.gt, "<=": operator.le, "<": operator.lt}
@@ -255,6 +256,17 @@ def build_rules(*, max_rows: int, completeness_threshold: float, distribution_mi
             pl.col(PSEUDONYM).is_not_null() & pl.col(PSEUDONYM).is_duplicated(),
             pl.lit("repeated with different answers"),
             description="a household appears once per batch (repeats held for review)",
+        )
+    )
+    rules.rules.append(
+        Rule(
+            "household.repeated_in_round",
+            "household_id",
+            "ExpectColumnValuesToBeInSet",
+            {"column": REPEATED_IN_ROUND, "value_set": [False]},
+            pl.col(REPEATED_IN_ROUND),
+            pl.lit("the household already has an accepted visit in this survey round"),
+            description="one visit per household and round (other answers are held for review)",
         )
     )
     rules.rules.append(

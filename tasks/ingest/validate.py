@@ -11,7 +11,7 @@ import polars as pl
 from tasks.ingest import contract
 from tasks.ingest.conform import DEFECTS, DEFECTS_SCHEMA, ROW
 from tasks.ingest.expectations import SuiteResult, run_suite
-from tasks.ingest.rules import CONFLICT, DEFECTIVE, VULNERABLE, RuleSet
+from tasks.ingest.rules import CONFLICT, DEFECTIVE, REPEATED_IN_ROUND, VULNERABLE, RuleSet
 
 REASONS = "quarantine_reasons"
 REASON_DTYPE = pl.List(
@@ -91,6 +91,7 @@ def gx_frame(frame: pl.DataFrame, rules: RuleSet) -> pl.DataFrame:
         *keep,
         pl.col(DEFECTIVE),
         pl.col(CONFLICT),
+        pl.col(REPEATED_IN_ROUND),
         (pl.col(contract.TARGET) < 1.77).cast(pl.Float64).alias(VULNERABLE),
         *[expr.alias(name) for rule in rules.rules for name, expr in rule.derived],
     )
@@ -150,6 +151,8 @@ def validate(
     frame: pl.DataFrame, rules: RuleSet, defects: pl.DataFrame | None = None, *, build_docs: bool = True
 ) -> Validation:
     """Run the GX suite once for the batch and the row masks; check they agree; split accepted/quarantined."""
+    if REPEATED_IN_ROUND not in frame.columns:  # a frame not checked against the registry (scoring, tests)
+        frame = frame.with_columns(pl.lit(False).alias(REPEATED_IN_ROUND))
     frame = frame.with_row_index(_IDX)
     view = gx_frame(frame, rules)
     checked = view.with_row_index(_IDX).select(
