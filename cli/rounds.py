@@ -1,4 +1,4 @@
-"""`rtv rounds list` and `rtv progress`: households per survey round, and how they moved between two rounds."""
+"""`rtv rounds list`, `rtv rounds reassign` and `rtv progress`: households per survey round, and how they moved."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from cli.common import EXIT_REJECTED, fail, open_runtime
+from cli.common import EXIT_REJECTED, current_user, fail, open_runtime
 
 rounds_app = typer.Typer(no_args_is_help=True, help="Survey rounds: households and visits per campaign.")
 
@@ -36,6 +36,38 @@ def rounds_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> Non
     typer.echo(f"{'round':<24} {'households':>10} {'visits':>8} {'ingestions':>10}")
     for row in rows:
         typer.echo(f"{row['round']:<24} {row['households']:>10} {row['visits']:>8} {row['ingestions']:>10}")
+
+
+@rounds_app.command("reassign")
+def rounds_reassign(
+    ingestion_id: Annotated[str, typer.Argument(help="the ingestion whose round was declared wrongly")],
+    new_round: Annotated[str, typer.Option("--round", help="the right round label, e.g. 2026-Q2")],
+) -> None:
+    """Move an ingestion and its visits to another round. Zone files keep the old label; the registry counts.
+
+    Refused (exit 2) when a household of the ingestion already has a visit of another ingestion in that round.
+    """
+    from tasks.ingest.households import ingestion_rounds, reassign_round
+    from tasks.platform.errors import BadInput
+    from tasks.protection import audit
+
+    catalog = open_runtime().catalog
+    ingestion = catalog.get(ingestion_id)
+    if ingestion is None:
+        fail(f"no ingestion {ingestion_id}", EXIT_REJECTED)
+    old = ingestion.survey_round or ", ".join(ingestion_rounds(catalog, ingestion_id)) or None
+    try:
+        moved = reassign_round(catalog, ingestion_id, new_round)
+    except BadInput as refused:
+        fail(str(refused), EXIT_REJECTED)
+    audit.record(
+        catalog,
+        current_user() or "cli",
+        "round_reassigned",
+        ingestion_id,
+        {"from": old, "to": new_round, "visits": moved},
+    )
+    typer.echo(f"{ingestion_id}: {moved} visits moved from {old or 'no round'} to {new_round}")
 
 
 def progress(

@@ -19,13 +19,14 @@ from sqlalchemy import Connection, DateTime, Integer, String, bindparam, text
 
 from tasks.ingest import contract
 from tasks.ingest.identity import IDENTITY
-from tasks.ingest.rounds import ROUND_COLUMN, submitted_instant
+from tasks.ingest.rounds import ROUND_COLUMN, submitted_instant, validate_round
 from tasks.ingest.rules import PSEUDONYM
 from tasks.platform.catalog.registry_models import HouseholdRegistry, Visit
 from tasks.platform.catalog.repo import Catalog
 from tasks.platform.errors import BadInput
 
 __all__ = [  # the model classes too: importing this module puts their tables on the catalog's metadata
+    "ApprovedVisits",
     "FinaliseOutcome",
     "HouseholdRegistry",
     "Progress",
@@ -37,7 +38,11 @@ __all__ = [  # the model classes too: importing this module puts their tables on
     "finalise_ingestion",
     "followups",
     "latest_visits",
+    "ingestion_rounds",
+    "reassign_round",
     "rebuild_registry",
+    "record_approved",
+    "record_final_visits",
     "record_visits",
     "repeated_in_round",
     "rounds",
@@ -111,6 +116,14 @@ class UnknownRound(BadInput, ValueError):
     """A round was asked for that no final visit carries, or too few rounds exist to compare."""
 
 
+class RoundCollision(BadInput, ValueError):
+    """A round cannot be reassigned: a household would then have two live visits in the target round."""
+
+
+class UnknownIngestion(BadInput, ValueError):
+    """No ingestion has this id."""
+
+
 class RoundRow(TypedDict):
     """One survey round: households with a counted visit, visits recorded (superseded ones too), ingestions."""
 
@@ -145,6 +158,16 @@ class FinaliseOutcome:
     finalised: int
     households: int
     repeated: frozenset[str] = frozenset()  # row identities the caller holds as household.repeated_in_round
+
+
+@dataclass(frozen=True)
+class ApprovedVisits:
+    """What `record_approved` did: new final visits, visits replaced (superseded), rows already visits."""
+
+    recorded: int = 0
+    superseded: int = 0
+    unchanged: int = 0
+    skipped: int = 0  # no household, round or place; or their identity is another ingestion's visit
 
 
 HouseholdCounts = TypedDict("HouseholdCounts", {"from": int, "to": int, "both": int})
@@ -593,6 +616,159 @@ def update_predictions(catalog: Catalog, predictions: pl.DataFrame) -> int:
         _rebuild(connection, _OF_PREDICTIONS, {})
         connection.exec_driver_sql("DROP TABLE incoming_predictions")
     return int(updated)
+
+
+def record_final_visits(catalog: Catalog, ingestion_id: str, visits: pl.DataFrame) -> int:
+    """Store rows as final visits at once (rows already visits are left as they are); rebuild their households.
+
+    For rows accepted after their ingestion completed (a review approval): no pending stage, no collision
+    check; the caller decides which rows replace an earlier visit (`supersede`) and passes the others.
+    """
+    incoming = visit_frame(visits, catalog.engine.dialect.name)
+    params = {"ingestion_id": ingestion_id}
+    with catalog.write_lock, catalog.engine.begin() as connection:
+        _take_write_lock(connection)
+        _load(connection, "incoming_visits", incoming, _INCOMING)
+        stored = ", ".join(_STORED)
+        chosen = ", ".join(f"i.{c}" for c in _STORED)
+        recorded = connection.execute(
+            text(
+                f"INSERT INTO visits ({stored}, ingestion_id, collected_at, state) "  # noqa: S608
+                f"SELECT {chosen}, :ingestion_id, COALESCE({_collected_sql(connection)}, g.received_at), "
+                "'final' FROM incoming_visits i JOIN ingestions g ON g.id = :ingestion_id "
+                "WHERE NOT EXISTS (SELECT 1 FROM visits s WHERE s.row_identity = i.row_identity) "
+                "ORDER BY i.household, i.survey_round"
+            ),
+            params,
+        ).rowcount
+        _rebuild(connection, "AND v.household IN (SELECT household FROM incoming_visits)", {})
+        connection.exec_driver_sql("DROP TABLE incoming_visits")
+    return int(recorded)
+
+
+def _placed(frame: pl.DataFrame) -> pl.Expr:
+    """Rows a visit can be made of: a household, a round and a place (district, cluster, village)."""
+    household = _first_present(frame, PSEUDONYM, "household") or PSEUDONYM
+    needed = [household, ROUND_COLUMN, "district", "cluster", "village"]
+    if any(name not in frame.columns for name in needed):
+        return pl.lit(False)
+    return pl.all_horizontal(pl.col(needed).is_not_null())
+
+
+def record_approved(catalog: Catalog, ingestion_id: str, rows: pl.DataFrame) -> ApprovedVisits:
+    """Review approval: rows become final visits, replacing a live visit of another ingestion in their round.
+
+    A row whose household has such a visit supersedes it (`supersede`); others are new final visits; rows
+    already visits change nothing (a retried approval).
+    Reviews are decided a few rows at a time, so rows that replace a visit go one by one through `supersede`.
+    """
+    identity = _first_present(rows, "row_identity", IDENTITY)
+    if identity is None:
+        raise ValueError("approved rows need a row_identity column")
+    placed = rows.filter(_placed(rows))
+    if placed.height == 0:
+        return ApprovedVisits(skipped=rows.height)
+    keys = visit_frame(placed, catalog.engine.dialect.name).select(
+        "household", "survey_round", "row_identity"
+    )
+    with catalog.engine.begin() as connection:
+        _load(connection, "approved_keys", keys, dict.fromkeys(keys.columns, "TEXT"))
+        # a row already a visit: of this ingestion, an earlier attempt of this approval stored it; of another,
+        # the same instance id was sent again with other answers, and one identity is one visit: left as is
+        existing: dict[str, bool] = {
+            str(r): bool(ours)
+            for r, ours in connection.execute(
+                text(
+                    "SELECT a.row_identity, v.ingestion_id = :ingestion_id FROM approved_keys a "
+                    "JOIN visits v ON v.row_identity = a.row_identity"
+                ),
+                {"ingestion_id": ingestion_id},
+            ).all()
+        }
+        # the latest live visit of another ingestion: the one the row was held against
+        found = connection.execute(
+            text(
+                "SELECT a.row_identity, (SELECT v.id FROM visits v WHERE v.household = a.household "  # noqa: S608
+                f"AND v.survey_round = a.survey_round AND v.ingestion_id <> :ingestion_id AND {_LIVE} "
+                "ORDER BY v.collected_at DESC, v.id DESC LIMIT 1) FROM approved_keys a"
+            ),
+            {"ingestion_id": ingestion_id},
+        ).all()
+        earlier: dict[str, int | None] = {str(r): v for r, v in found}
+        connection.exec_driver_sql("DROP TABLE approved_keys")
+    fresh: list[str] = []
+    replaced: set[int] = set()
+    for row_identity in keys["row_identity"].to_list():
+        if row_identity in existing:
+            continue
+        old = earlier.get(row_identity)
+        if old is None or int(old) in replaced:  # two approved rows of one household: the first replaces
+            fresh.append(row_identity)
+            continue
+        row = placed.filter(pl.col(identity).cast(pl.String) == row_identity).head(1)
+        supersede(catalog, int(old), row.with_columns(pl.lit(ingestion_id).alias("ingestion_id")))
+        replaced.add(int(old))
+    recorded = 0
+    if fresh:
+        recorded = record_final_visits(
+            catalog, ingestion_id, placed.filter(pl.col(identity).cast(pl.String).is_in(fresh))
+        )
+    return ApprovedVisits(
+        recorded=recorded,
+        superseded=len(replaced),
+        unchanged=sum(1 for ours in existing.values() if ours),
+        skipped=rows.height - placed.height + sum(1 for ours in existing.values() if not ours),
+    )
+
+
+def ingestion_rounds(catalog: Catalog, ingestion_id: str) -> list[str]:
+    """The rounds an ingestion's visits carry, in label order."""
+    with catalog.engine.connect() as connection:
+        found = connection.execute(
+            text("SELECT DISTINCT survey_round FROM visits WHERE ingestion_id = :ingestion_id ORDER BY 1"),
+            {"ingestion_id": ingestion_id},
+        ).scalars()
+        return [str(r) for r in found]
+
+
+def reassign_round(catalog: Catalog, ingestion_id: str, new_round: str) -> int:
+    """Move an ingestion and all its visits to `new_round` and rebuild its households; return visits moved.
+
+    Zone objects keep the label they were written with (they are write-once): the registry is what counts.
+    Refuses (RoundCollision) when a household of the ingestion has a live visit of another ingestion there.
+    """
+    validate_round(new_round)
+    params = {"ingestion_id": ingestion_id, "new_round": new_round}
+    with catalog.write_lock, catalog.engine.begin() as connection:
+        _take_write_lock(connection)
+        if (
+            connection.execute(
+                text("SELECT id FROM ingestions WHERE id = :ingestion_id"), params
+            ).scalar_one_or_none()
+            is None
+        ):
+            raise UnknownIngestion(f"no ingestion {ingestion_id}")
+        clashes = connection.execute(
+            text(
+                f"SELECT COUNT(DISTINCT v.household) FROM visits v WHERE {_LIVE} "  # noqa: S608
+                "AND v.survey_round = :new_round AND v.ingestion_id <> :ingestion_id "
+                "AND v.household IN (SELECT household FROM visits WHERE ingestion_id = :ingestion_id)"
+            ),
+            params,
+        ).scalar_one()
+        if clashes:
+            raise RoundCollision(
+                f"{clashes} household(s) of {ingestion_id} already have a visit of another ingestion in "
+                f"round {new_round}; review or reassign that ingestion first"
+            )
+        connection.execute(
+            text("UPDATE ingestions SET survey_round = :new_round WHERE id = :ingestion_id"), params
+        )
+        moved = connection.execute(
+            text("UPDATE visits SET survey_round = :new_round WHERE ingestion_id = :ingestion_id"), params
+        ).rowcount
+        _rebuild(connection, _OF_INGESTION, params)
+    return int(moved)
 
 
 # ---- queries -----------------------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ ACTIONS = (
     "denied",
     "user_added",
     "purged",
+    "round_reassigned",
 )
 
 

@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING
 import polars as pl
 
 from tasks.ingest.features import add_features
+from tasks.ingest.households import record_approved
+from tasks.ingest.rounds import ROUND_COLUMN
 from tasks.ingest.validate import REASONS
 from tasks.ingest.zones import PROCESSED_COLUMNS, VALIDATED_COLUMNS, read_parquet, shape, write_once
 from tasks.model.predictions import score_with
@@ -66,7 +68,9 @@ def approve(
 ) -> Reviewed:
     """Move held rows into validated and processed, score them with the champion, and record the decision.
 
-    Object names come from the ingestion and the rows, so retrying an interrupted approval rewrites nothing.
+    Approved rows become visits in the household registry: a row held as a repeat of another ingestion's
+    visit in its round replaces that visit (kept in the history, superseded). Object names come from the
+    ingestion and the rows, and rows already visits are left alone, so a retried approval changes nothing.
     """
     chosen = _pick(rt, ingestion_id, rows).drop(REASONS)
     tag = hashlib.sha256(",".join(map(str, sorted(rows))).encode()).hexdigest()[:12]
@@ -80,10 +84,30 @@ def approve(
         write_once(rt.store, f"{zone}/{ingestion_id}/review-{tag}.parquet", frame)
         for zone, frame in outputs.items()
     ]
+    # the registry before the decision: an approval interrupted here is retried, and a retry changes nothing
+    record_approved(
+        rt.catalog, ingestion_id, _visit_rows(rt, ingestion_id, processed, outputs.get("predictions"))
+    )
     rt.catalog.record_reviews(
         ingestion_id, rows, decision="approved", reviewer=reviewer, note=note, objects=objects
     )
     return Reviewed(ingestion_id, sorted(rows), "approved", [o["key"] for o in objects])
+
+
+def _visit_rows(
+    rt: Runtime, ingestion_id: str, processed: pl.DataFrame, predictions: pl.DataFrame | None
+) -> pl.DataFrame:
+    """Approved rows as the registry takes them: with their predictions, in the ingestion's current round."""
+    rows = processed
+    declared = (ingestion := rt.catalog.get(ingestion_id)) and ingestion.survey_round
+    if (
+        declared
+    ):  # declared at landing, or reassigned since (`rtv rounds reassign`): the zones keep the old label
+        rows = rows.with_columns(pl.lit(declared).alias(ROUND_COLUMN))
+    if predictions is not None and predictions.height:
+        scores = predictions.select("source_row", "p_vulnerable", "risk_band", "model_version")
+        rows = rows.join(scores, on="source_row", how="left")
+    return rows
 
 
 def reject(
