@@ -12,7 +12,7 @@ from prefect.runtime import flow_run
 
 from tasks.ingest import contract
 from tasks.model.estimator import VulnerabilityModel, design_matrix, source_features
-from tasks.model.evaluation import Evaluation, SnapshotDescription, evaluate, is_holdout, model_card
+from tasks.model.evaluation import Evaluation, SnapshotDescription, evaluate, holdout_rows, model_card
 from tasks.model.lifecycle import (
     MIN_TRAINING_ROWS,
     TriggerCheck,
@@ -66,7 +66,7 @@ def snapshot(rt: Runtime) -> tuple[pl.DataFrame, SnapshotDescription]:
 def train(frame: pl.DataFrame) -> tuple[VulnerabilityModel, Evaluation]:
     """Village-grouped CV, the final fit on the training villages, held-out scores, feature importance."""
     model, evaluation = evaluate(frame)
-    held = frame.filter(is_holdout(frame["village"]))
+    held = frame.filter(holdout_rows(frame))  # by first village: a household that moved stays on one side
     if held.height:
         evaluation.feature_importance = model.feature_importance(
             design_matrix(held), held[contract.TARGET].to_numpy()

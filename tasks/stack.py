@@ -21,7 +21,16 @@ from tasks.platform.deployments import WORK_POOL
 from tasks.platform.processes import BIN, start_process, stop_processes, wait_until_ready
 from tasks.platform.settings import Settings
 
-__all__ = ["BIN", "Service", "Stack", "bring_up", "run_in_foreground", "start_detached", "stop_detached"]
+__all__ = [
+    "BIN",
+    "Service",
+    "Stack",
+    "bring_up",
+    "demo_files",
+    "run_in_foreground",
+    "start_detached",
+    "stop_detached",
+]
 
 ROOT = Path(__file__).resolve().parents[1]
 API_PORT = 8000
@@ -102,6 +111,40 @@ class Stack:
         self.services.clear()
 
 
+DEMO_HOUSEHOLDS, DEMO_ROUNDS = 2000, 2
+
+
+def demo_files(
+    data_dir: Path,
+    run: Callable[..., object],
+    say: Callable[[str], None] = lambda _: None,
+) -> list[Path]:
+    """The demo panel's round files in round order, generated with `run` only when they are not there yet."""
+    directory = data_dir / "demo"
+
+    def found() -> list[Path]:
+        # households-<YYYY-Qn>.csv: the name order is the round order
+        return sorted(directory.glob("households-*.csv"))
+
+    if len(found()) < DEMO_ROUNDS:  # write_panel writes every round or none: nothing half-made to keep
+        say(f"generating {DEMO_HOUSEHOLDS:,} demo households over {DEMO_ROUNDS} rounds …")
+        run(
+            str(BIN / "rtv"),
+            "generate",
+            "--households",
+            str(DEMO_HOUSEHOLDS),
+            "--rounds",
+            str(DEMO_ROUNDS),
+            "--seed",
+            "7",
+            "--bad-rate",
+            "0.03",
+            "--out",
+            str(directory),
+        )
+    return found()
+
+
 def bring_up(stack: Stack, *, demo: bool, say: Callable[[str], None]) -> dict[str, str]:
     """Start the server and worker, deploy every flow, load demo data; returns where to look."""
     started = time.monotonic()
@@ -139,24 +182,10 @@ def bring_up(stack: Stack, *, demo: bool, say: Callable[[str], None]) -> dict[st
     say("starting the API …")
     stack.start(Service("api", [rtv, "api", "--port", str(API_PORT)], f"http://127.0.0.1:{API_PORT}/health"))
     if demo:
-        demo_file = stack.settings.data_dir / "demo" / "households.csv"
-        if not demo_file.exists():
-            demo_file.parent.mkdir(parents=True, exist_ok=True)
-            say("generating 2,000 demo households …")
-            stack.run(
-                rtv,
-                "generate",
-                "--rows",
-                "2000",
-                "--seed",
-                "7",
-                "--bad-rate",
-                "0.03",
-                "--out",
-                str(demo_file),
-            )
-        say("ingesting the demo file …")
-        stack.run(rtv, "ingest", str(demo_file), "--source", "demo")
+        for demo_file in demo_files(stack.settings.data_dir, stack.run, say):
+            # a file ingested by an earlier start is a duplicate_file: exit 0, nothing stored twice
+            say(f"ingesting {demo_file.name} …")
+            stack.run(rtv, "ingest", str(demo_file), "--source", "demo")
         say("training a first model if there is none …")
         stack.run(rtv, "retrain")
     ready = time.monotonic() - started

@@ -1,8 +1,14 @@
-"""Honest evaluation: village-grouped cross-validation, a fixed held-out set of villages, a model card."""
+"""Honest evaluation: village-grouped cross-validation, a fixed held-out set of villages, a model card.
+
+Groups and the held-out split follow the village a household was first seen in (`first_district`,
+`first_cluster`, `first_village`, from the registry), so every visit of a household that moved stays on one
+side of every split; frames without those columns fall back to each row's own place.
+"""
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypedDict
 
@@ -37,6 +43,44 @@ def is_holdout(villages: pl.Series) -> pl.Series:
         )
 
     return pl.Series("holdout", [bucket(v) for v in villages.to_list()], dtype=pl.Boolean)
+
+
+FIRST_PLACE = ("first_district", "first_cluster", "first_village")  # where the registry first saw a household
+
+
+def first_place(frame: pl.DataFrame, column: str) -> pl.Expr:
+    """A row's household's first-seen `district`, `cluster` or `village`, else the row's own (no registry)."""
+    own = pl.col(column).cast(pl.String) if column in frame.columns else pl.lit(None, pl.String)
+    first = f"first_{column}"
+    return (pl.coalesce(pl.col(first).cast(pl.String), own) if first in frame.columns else own).alias(column)
+
+
+def holdout_rows(frame: pl.DataFrame) -> pl.Series:
+    """Rows whose household's first village is held out: all visits of a household fall on the same side."""
+    return is_holdout(frame.select(first_place(frame, "village"))["village"])
+
+
+def village_groups(frame: pl.DataFrame) -> np.ndarray:
+    """CV group of each row: its household's first (village, district, cluster).
+
+    The village name leads the key so that, where names are unique, groups sort (and StratifiedGroupKFold
+    shuffles them) exactly as the name-only groups did: metrics of single-visit data stay comparable.
+    """
+    parts = [first_place(frame, c).fill_null("") for c in ("village", "district", "cluster")]
+    return frame.select(pl.concat_str(parts, separator="\x1f").alias("group"))["group"].to_numpy()
+
+
+def _labelled(frame: pl.DataFrame) -> pl.DataFrame:
+    """Rows with a target and a (first) village: the only rows that can be scored and grouped."""
+    return frame.filter(pl.col(contract.TARGET).is_not_null() & first_place(frame, "village").is_not_null())
+
+
+def cv_splits(
+    train: pl.DataFrame, statuses: object, folds: int = 5, seed: int = 0
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """(fit, validate) row indices of the village-grouped, status-stratified folds of `train`."""
+    splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
+    yield from splitter.split(np.zeros((train.height, 1)), statuses, village_groups(train))
 
 
 def score(target: np.ndarray, p_vulnerable: np.ndarray, status: np.ndarray) -> dict[str, float]:
@@ -106,15 +150,13 @@ def evaluate(
     frame: pl.DataFrame, params: dict[str, Any] | None = None, folds: int = 5, seed: int = 0
 ) -> tuple[VulnerabilityModel, Evaluation]:
     """Village-grouped CV on the training villages, then the final model fitted on them and scored on the holdout."""
-    labelled = frame.filter(pl.col(contract.TARGET).is_not_null() & pl.col("village").is_not_null())
-    held = is_holdout(labelled["village"])
+    labelled = _labelled(frame)
+    held = holdout_rows(labelled)
     train, test = labelled.filter(~held), labelled.filter(held)
     X, y = design_matrix(train), train[contract.TARGET].to_numpy()
-    groups = train["village"].to_numpy()
     statuses = contract.progress_status_labels(y)
     p_oof, s_oof = np.zeros(len(y)), np.empty(len(y), dtype=object)
-    splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
-    for fit_idx, val_idx in splitter.split(X, statuses, groups):
+    for fit_idx, val_idx in cv_splits(train, statuses, folds, seed):
         fold_model = VulnerabilityModel(**(params or {})).fit(X.iloc[fit_idx], y[fit_idx])
         p_oof[val_idx], s_oof[val_idx] = _predict(fold_model, X.iloc[val_idx])
     model = VulnerabilityModel(**(params or {})).fit(X, y)
@@ -141,8 +183,8 @@ def evaluate(
 
 def holdout_score(model: VulnerabilityModel, frame: pl.DataFrame) -> dict[str, float]:
     """A model's metrics on the held-out villages of a snapshot (how champion and challenger are compared)."""
-    labelled = frame.filter(pl.col(contract.TARGET).is_not_null() & pl.col("village").is_not_null())
-    test = labelled.filter(is_holdout(labelled["village"]))
+    labelled = _labelled(frame)
+    test = labelled.filter(holdout_rows(labelled))
     if test.height == 0:
         return {}
     return score(test[contract.TARGET].to_numpy(), *_predict(model, design_matrix(test)))

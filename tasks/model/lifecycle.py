@@ -9,13 +9,16 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import polars as pl
+from sqlalchemy import select
 
 from tasks.ingest import contract
+from tasks.ingest.rules import PSEUDONYM
 from tasks.ingest.zones import read_parquet
 from tasks.model.estimator import VULNERABLE_BELOW, design_matrix
-from tasks.model.evaluation import SnapshotDescription
+from tasks.model.evaluation import FIRST_PLACE, SnapshotDescription
 from tasks.model.registry import CHAMPION, Champion
 from tasks.platform.catalog.monitoring import aware, drift_checks
+from tasks.platform.catalog.registry_models import HouseholdRegistry
 
 if TYPE_CHECKING:
     from tasks.runtime import Runtime
@@ -62,10 +65,30 @@ def processed_rows(rt: Runtime, ingestion_ids: list[str] | None = None) -> pl.Da
 
 
 def labelled_snapshot(rt: Runtime) -> tuple[pl.DataFrame, SnapshotDescription]:
-    """Every accepted row that carries the target, and a description of that snapshot."""
+    """Every accepted row that carries the target, with its household's first place, and a description."""
     frame = processed_rows(rt)
     if frame.height:
         frame = frame.filter(pl.col(contract.TARGET).is_not_null())
+    if frame.height and PSEUDONYM in frame.columns:
+        # CV groups and the held-out split follow where a household was first seen, so a household that
+        # moved village between rounds never has visits on both sides of a split.
+        with rt.catalog.engine.connect() as connection:
+            found = connection.execute(
+                select(HouseholdRegistry.household, *(getattr(HouseholdRegistry, c) for c in FIRST_PLACE))
+            ).all()
+        first = pl.DataFrame(
+            [tuple(r) for r in found],
+            schema={PSEUDONYM: pl.String, **dict.fromkeys(FIRST_PLACE, pl.String)},
+            orient="row",
+        )
+        own = {c: c.removeprefix("first_") for c in FIRST_PLACE}
+        frame = (
+            frame.drop([c for c in FIRST_PLACE if c in frame.columns])
+            .with_columns(pl.col(PSEUDONYM).cast(pl.String))
+            .join(first, on=PSEUDONYM, how="left")
+            # households the registry does not know yet keep their own row's place
+            .with_columns(pl.coalesce(pl.col(c), pl.col(o).cast(pl.String)).alias(c) for c, o in own.items())
+        )
     ingestions = sorted(frame["ingestion_id"].unique().to_list()) if frame.height else []
     return frame, {
         "ingestions": ingestions,

@@ -115,3 +115,50 @@ def test_scores_carry_the_model_version_and_observed_status() -> None:
 @pytest.mark.parametrize("column", input_columns())
 def test_every_input_column_is_a_contract_model_input(column: str) -> None:
     assert contract.column(column).has(contract.Role.MODEL)
+
+
+def test_every_visit_of_a_household_stays_on_one_side_of_every_split() -> None:
+    from tasks.model.evaluation import cv_splits, evaluate, holdout_rows, is_holdout
+
+    first = add_features(generate_households(600, seed=11).frame).with_columns(
+        pl.col("household_id").alias("household_pseudonym"), pl.lit("2025-Q1").alias("survey_round")
+    )
+    places = first.select("district", "cluster", "village").unique(maintain_order=True)
+    held_place = places.filter(is_holdout(places["village"]))
+    kept_place = places.filter(~is_holdout(places["village"]))
+    # 200 households come back in a second round; every one of them in a village on the other side of the
+    # held-out split from its first, so a split by the row's own village would put it on both sides
+    back = first.head(200)
+    moved = pl.concat(
+        [
+            row.drop("district", "cluster", "village").hstack(
+                (kept_place if is_holdout(row["village"])[0] else held_place)[i % 7 : i % 7 + 1]
+            )
+            for i, row in enumerate(back.iter_slices(1))
+        ],
+        how="vertical_relaxed",
+    ).with_columns(pl.lit("2026-Q1").alias("survey_round"), pl.col(contract.TARGET) * 1.1)
+    frame = pl.concat([first, moved.select(first.columns)], how="vertical_relaxed").with_columns(
+        # what labelled_snapshot adds from the registry: where each household was first seen
+        pl.col(c).first().over("household_pseudonym").alias(f"first_{c}")
+        for c in ("district", "cluster", "village")
+    )
+    assert frame.height == 800 and frame["household_pseudonym"].n_unique() == 600
+    assert (frame["village"] != frame["first_village"]).sum() == 200
+
+    held = holdout_rows(frame)
+    inside, outside = frame.filter(held), frame.filter(~held)
+    assert inside.height and outside.height
+    assert not set(inside["household_pseudonym"]) & set(outside["household_pseudonym"])
+    statuses = contract.progress_status_labels(outside[contract.TARGET].to_numpy())
+    folds = list(cv_splits(outside, statuses))
+    assert len(folds) == 5
+    for fit, validate in folds:
+        fitted = set(outside["household_pseudonym"].gather(fit))
+        assert not fitted & set(outside["household_pseudonym"].gather(validate))
+
+    _, evaluation = evaluate(frame, {"max_iter": 5})  # a few trees: only the split sizes are checked
+    assert evaluation.n_train == outside.height and evaluation.n_holdout == inside.height
+    # without the first-place columns, the split falls back to each row's own village (and would leak here)
+    own = holdout_rows(frame.drop("first_district", "first_cluster", "first_village"))
+    assert (own != held).sum() == 200
