@@ -22,7 +22,7 @@ from tasks.ingest.identity import IDENTITY
 from tasks.ingest.rounds import ROUND_COLUMN, submitted_instant, validate_round
 from tasks.ingest.rules import PSEUDONYM
 from tasks.platform.catalog.registry_models import HouseholdRegistry, Visit
-from tasks.platform.catalog.repo import Catalog
+from tasks.platform.catalog.repo import Catalog, load_temporary
 from tasks.platform.errors import BadInput
 
 __all__ = [  # the model classes too: importing this module puts their tables on the catalog's metadata
@@ -245,29 +245,6 @@ def visit_frame(frame: pl.DataFrame, dialect: str = "sqlite") -> pl.DataFrame:
 # ---- bulk load and locks -----------------------------------------------------------------------------------
 
 
-def _load(connection: Connection, table: str, rows: pl.DataFrame, types: dict[str, str]) -> None:
-    """Create a temporary table and fill it at driver speed: COPY on PostgreSQL, executemany on SQLite."""
-    connection.exec_driver_sql(f"DROP TABLE IF EXISTS {table}")  # a failed call may leave one behind (SQLite)
-    definition = ", ".join(f"{name} {sql_type}" for name, sql_type in types.items())
-    connection.exec_driver_sql(f"CREATE TEMPORARY TABLE {table} ({definition})")
-    if rows.height == 0:
-        return
-    driver = connection.connection.driver_connection
-    if driver is None:  # only after the connection was invalidated, which would make the load fail anyway
-        raise RuntimeError("the catalog connection is closed")
-    cursor = driver.cursor()
-    names = ", ".join(types)
-    if connection.dialect.name == "postgresql":
-        # CSV with an explicit null marker: village names may hold quotes or commas, answers may be null
-        payload = rows.select(list(types)).write_csv(include_header=False, null_value="\\N").encode()
-        with cursor.copy(f"COPY {table} ({names}) FROM STDIN WITH (FORMAT csv, NULL '\\N')") as copy:
-            copy.write(payload)
-    else:
-        # S608: table and column names are this module's constants; the values go as parameters
-        insert = f"INSERT INTO {table} ({names}) VALUES ({', '.join('?' * len(types))})"  # noqa: S608
-        cursor.executemany(insert, rows.select(list(types)).iter_rows())
-
-
 def _take_write_lock(connection: Connection) -> None:
     """Serialise registry writers before their first read, so what they check is what they change.
 
@@ -363,7 +340,7 @@ def rebuild_registry(catalog: Catalog, households: Iterable[str] | None = None) 
             _rebuild(connection, "", {})
         else:
             scope = pl.DataFrame({"household": list(households)}, schema={"household": pl.String})
-            _load(connection, "registry_scope", scope.unique(), {"household": "TEXT"})
+            load_temporary(connection, "registry_scope", scope.unique(), {"household": "TEXT"})
             _rebuild(connection, _OF_SCOPE, {})
             connection.exec_driver_sql("DROP TABLE registry_scope")
         return int(connection.execute(text("SELECT COUNT(*) FROM household_registry")).scalar_one())
@@ -393,7 +370,7 @@ def repeated_in_round(catalog: Catalog, ingestion_id: str, frame: pl.DataFrame) 
     )
     types = {"household": "TEXT", "survey_round": "TEXT", "replaces_identity": "TEXT"}
     with catalog.engine.begin() as connection:
-        _load(connection, "incoming_keys", keys.unique(), types)
+        load_temporary(connection, "incoming_keys", keys.unique(), types)
         found = connection.execute(
             text(
                 "SELECT i.household, i.survey_round, i.replaces_identity FROM incoming_keys i "  # noqa: S608
@@ -422,7 +399,7 @@ def record_visits(catalog: Catalog, ingestion_id: str, visits: pl.DataFrame) -> 
     params = {"ingestion_id": ingestion_id}
     with catalog.write_lock, catalog.engine.begin() as connection:
         _take_write_lock(connection)
-        _load(connection, "incoming_visits", incoming, _INCOMING)
+        load_temporary(connection, "incoming_visits", incoming, _INCOMING)
         connection.execute(
             text("DELETE FROM visits WHERE ingestion_id = :ingestion_id AND state = 'pending'"), params
         )
@@ -564,7 +541,7 @@ def supersede(catalog: Catalog, old_visit_id: int, new_row: pl.DataFrame) -> int
             raise ValueError(f"visit {old_visit_id} was already superseded, or this row is already a visit")
         if (row["household"], row["survey_round"]) != (old.household, old.survey_round):
             raise ValueError("a visit is superseded only by a row of the same household and round")
-        _load(connection, "incoming_visits", incoming, _INCOMING)
+        load_temporary(connection, "incoming_visits", incoming, _INCOMING)
         stored = ", ".join(_STORED)
         chosen = ", ".join(f"i.{c}" for c in _STORED)
         new_id = connection.execute(
@@ -605,7 +582,7 @@ def update_predictions(catalog: Catalog, predictions: pl.DataFrame) -> int:
     ).unique("row_identity", keep="last", maintain_order=True)
     with catalog.write_lock, catalog.engine.begin() as connection:
         _take_write_lock(connection)
-        _load(connection, "incoming_predictions", rows, types)
+        load_temporary(connection, "incoming_predictions", rows, types)
         updated = connection.execute(
             text(
                 "UPDATE visits SET p_vulnerable = p.p_vulnerable, risk_band = p.risk_band, "
@@ -628,7 +605,7 @@ def record_final_visits(catalog: Catalog, ingestion_id: str, visits: pl.DataFram
     params = {"ingestion_id": ingestion_id}
     with catalog.write_lock, catalog.engine.begin() as connection:
         _take_write_lock(connection)
-        _load(connection, "incoming_visits", incoming, _INCOMING)
+        load_temporary(connection, "incoming_visits", incoming, _INCOMING)
         stored = ", ".join(_STORED)
         chosen = ", ".join(f"i.{c}" for c in _STORED)
         recorded = connection.execute(
@@ -672,7 +649,7 @@ def record_approved(catalog: Catalog, ingestion_id: str, rows: pl.DataFrame) -> 
         "household", "survey_round", "row_identity"
     )
     with catalog.engine.begin() as connection:
-        _load(connection, "approved_keys", keys, dict.fromkeys(keys.columns, "TEXT"))
+        load_temporary(connection, "approved_keys", keys, dict.fromkeys(keys.columns, "TEXT"))
         # a row already a visit: of this ingestion, an earlier attempt of this approval stored it; of another,
         # the same instance id was sent again with other answers, and one identity is one visit: left as is
         existing: dict[str, bool] = {

@@ -35,9 +35,10 @@ from tasks.platform.processes import (
     start_process,
     stop_process,
 )
+from tests.conftest import PG_ADMIN
 
 ROOT = Path(__file__).resolve().parents[2]
-PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
+
 pytestmark = pytest.mark.postgres
 
 

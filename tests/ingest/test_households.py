@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import secrets
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -11,29 +10,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import polars as pl
-import psycopg
 import pytest
 
 from tasks.ingest import households as hh
 from tasks.ingest.contract import TARGET
 from tasks.platform.catalog import Catalog
 
-PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 BASELINE, FOLLOW_UP = "baseline", "2026-Q2"  # the label order is the reverse of the collection order
 KANYA_1 = ("Mitooma", "C1", "Kanyabwanga")
 KANYA_2 = ("Mitooma", "C2", "Kanyabwanga")  # the same village name in another cluster
 KASHAKA = ("Rubirizi", "C3", "Kashaka")
-
-
-@pytest.fixture(scope="module")
-def pg_url() -> Iterator[str]:
-    """A throw-away PostgreSQL database for this module."""
-    name = f"rtv_test_{secrets.token_hex(4)}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {name}")
-    yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE {name} WITH (FORCE)")
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
