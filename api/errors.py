@@ -5,10 +5,12 @@ from __future__ import annotations
 import logging
 import traceback
 
-from fastapi import Request
+from fastapi import HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from tasks.ingest.rounds import BadRoundLabel, optional_round
 
 log = logging.getLogger("rtv.api")
 INTERNAL_ERROR = {"detail": "internal error; the request was logged"}
@@ -67,3 +69,13 @@ class ContainErrors:
             )
             if not started:
                 await JSONResponse(INTERNAL_ERROR, status_code=500)(scope, receive, send)
+
+
+def declared_round(declared: object) -> str | None:
+    """A round declared on a file or batch (None when absent or blank); 422 naming `round` when it is not a label."""
+    if declared is not None and not isinstance(declared, str):
+        raise HTTPException(422, "round: send the survey round as text")
+    try:
+        return optional_round(declared)
+    except BadRoundLabel as bad:
+        raise HTTPException(422, f"round: {bad}") from None

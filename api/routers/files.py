@@ -19,13 +19,14 @@ from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
 from api.auth import Principal, Submitter
+from api.errors import declared_round
 from api.limits import capped_stream
 from api.models import ROUND_DESCRIPTION, FileAccepted, FileInfo, Refused
 from api.routers.surveys import status_url
 from flows.dispatch import accept_and_queue
 from tasks.ingest.landing import EmptyUpload, TooLarge
 from tasks.ingest.readers import RejectedFile, sniff_format
-from tasks.ingest.rounds import ROUND_PATTERN, BadRoundLabel, optional_round
+from tasks.ingest.rounds import ROUND_PATTERN
 
 router = APIRouter(prefix="/api/v1", tags=["files"])
 MULTIPART_SLACK = 64 * 1024  # boundaries and part headers around the file
@@ -69,16 +70,6 @@ def _line_breaks(handle: IO[bytes]) -> int:
     while chunk := handle.read(1024 * 1024):
         count += chunk.count(b"\n")
     return count
-
-
-def _form_round(declared: object) -> str | None:
-    """The form's declared round (None when absent or blank); 422 naming `round` when it is not a valid label."""
-    if declared is not None and not isinstance(declared, str):
-        raise HTTPException(422, "round: send the survey round as a text field, not a file")
-    try:
-        return optional_round(declared)
-    except BadRoundLabel as bad:
-        raise HTTPException(422, f"round: {bad}") from None
 
 
 def _accept(
@@ -157,7 +148,7 @@ async def upload_file(request: Request, user: Submitter) -> Any:
         upload = form.get("file")
         if not isinstance(upload, UploadFile):
             raise HTTPException(422, "send the file in a form field named `file`")
-        survey_round = _form_round(form.get("round"))  # refused before anything lands
+        survey_round = declared_round(form.get("round"))  # refused before anything lands
         code, body = await run_in_threadpool(_accept, api, upload, user, survey_round)
     finally:
         await form.close()

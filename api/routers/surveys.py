@@ -11,10 +11,11 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from api.auth import Submitter
+from api.errors import declared_round
 from api.intake import safe_errors, submit_batch
 from api.limits import read_json
 from api.models import ROUND_DESCRIPTION, Accepted, Refused, SurveyIn, SyncOutcome, SyncResult
-from tasks.ingest.rounds import ROUND_PATTERN, BadRoundLabel, optional_round
+from tasks.ingest.rounds import ROUND_PATTERN
 
 router = APIRouter(prefix="/api/v1", tags=["surveys"])
 _SCHEMA = SurveyIn.model_json_schema(by_alias=True)
@@ -90,17 +91,6 @@ async def upload_survey(request: Request, user: Submitter) -> Any:
     )
 
 
-def _batch_round(body: dict[str, Any]) -> str | None:
-    """The batch's declared round (None when absent or blank); 422 naming `round` when it is not a valid label."""
-    declared = body.get("round")
-    if declared is not None and not isinstance(declared, str):
-        raise HTTPException(422, "round: must be a string")
-    try:
-        return optional_round(declared)
-    except BadRoundLabel as bad:
-        raise HTTPException(422, f"round: {bad}") from None
-
-
 @router.post(
     "/sync/batch",
     response_model=SyncResult,
@@ -121,7 +111,7 @@ async def sync_batch(request: Request, user: Submitter) -> Any:
         raise HTTPException(422, 'send {"surveys": [ ... ]}')
     if len(surveys) > api.settings.max_sync_surveys:
         raise HTTPException(413, f"a batch holds at most {api.settings.max_sync_surveys} surveys")
-    survey_round = _batch_round(body)  # refused before any survey is judged or landed
+    survey_round = declared_round(body.get("round"))  # refused before any survey is judged or landed
     ingestion_id, new, outcomes = await run_in_threadpool(
         submit_batch, api.rt, surveys, user.name, survey_round
     )
