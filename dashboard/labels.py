@@ -27,6 +27,23 @@ LABELS: dict[str, str] = (
         "vulnerable": "Vulnerable",
         "share_vulnerable": "Share vulnerable",
         "high_or_critical": "High or critical risk",
+        "survey_round": "Round",
+        "visits": "Visits",
+        "first_round": "First round",
+        "last_round": "Last round",
+        "collected_at": "Collected",
+        "status_from": "Status before",
+        "status_to": "Status after",
+        "band_from": "Risk band before",
+        "band_to": "Risk band after",
+        "seen_first": "Seen in the first round",
+        "found_again": "Found again",
+        "coverage": "Found again (share)",
+        "moved_out": "Moved out of vulnerability",
+        "fell_back": "Fell back",
+        "net": "Net",
+        "both": "Seen in both rounds",
+        "last_seen": "Last seen",
     }
 )
 
