@@ -69,6 +69,9 @@ _INCOMING: Final[dict[str, str]] = {
     "p_vulnerable": "DOUBLE PRECISION",
     "risk_band": "TEXT",
     "model_version": "TEXT",
+    "predicted_status": "TEXT",
+    "expected_per_day": "DOUBLE PRECISION",
+    "source_row": "BIGINT",
     "household_size": "BIGINT",
     "agriculture_land": "DOUBLE PRECISION",
     "vsla_profits_usd": "DOUBLE PRECISION",
@@ -95,6 +98,9 @@ _VISIT_COLUMNS: Final = (
     "p_vulnerable",
     "risk_band",
     "model_version",
+    "predicted_status",
+    "expected_per_day",
+    "source_row",
     *ANSWERS,
 )
 _VISIT_SCHEMA: Final[dict[str, pl.DataType]] = {
@@ -102,6 +108,8 @@ _VISIT_SCHEMA: Final[dict[str, pl.DataType]] = {
         "visit_id": pl.Int64(),
         "collected_at": pl.Datetime("us", "UTC"),
         "p_vulnerable": pl.Float64(),
+        "expected_per_day": pl.Float64(),
+        "source_row": pl.Int64(),
         "household_size": pl.Int64(),
         "agriculture_land": pl.Float64(),
         "vsla_profits_usd": pl.Float64(),
@@ -223,6 +231,7 @@ def visit_frame(frame: pl.DataFrame, dialect: str = "sqlite") -> pl.DataFrame:
         "survey_round": (ROUND_COLUMN,),
         "row_identity": ("row_identity", IDENTITY),
         "observed_status": ("observed_status", "progress_status"),
+        "source_row": ("source_row", "_row"),
     }
     columns: list[pl.Expr] = []
     for name, sql_type in _INCOMING.items():
@@ -573,12 +582,18 @@ def update_predictions(catalog: Catalog, predictions: pl.DataFrame) -> int:
         "p_vulnerable": "DOUBLE PRECISION",
         "risk_band": "TEXT",
         "model_version": "TEXT",
+        "predicted_status": "TEXT",
+        "expected_per_day": "DOUBLE PRECISION",
     }
     rows = predictions.select(
         pl.col(identity).cast(pl.String).alias("row_identity"),
         pl.col("p_vulnerable").cast(pl.Float64),
         pl.col("risk_band").cast(pl.String),
         pl.col("model_version").cast(pl.String),
+        *(
+            (pl.col(c) if c in predictions.columns else pl.lit(None)).cast(dtype).alias(c)
+            for c, dtype in (("predicted_status", pl.String), ("expected_per_day", pl.Float64))
+        ),
     ).unique("row_identity", keep="last", maintain_order=True)
     with catalog.write_lock, catalog.engine.begin() as connection:
         _take_write_lock(connection)
@@ -586,7 +601,8 @@ def update_predictions(catalog: Catalog, predictions: pl.DataFrame) -> int:
         updated = connection.execute(
             text(
                 "UPDATE visits SET p_vulnerable = p.p_vulnerable, risk_band = p.risk_band, "
-                "model_version = p.model_version FROM incoming_predictions p "
+                "model_version = p.model_version, predicted_status = p.predicted_status, "
+                "expected_per_day = p.expected_per_day FROM incoming_predictions p "
                 "WHERE p.row_identity = visits.row_identity"
             )
         ).rowcount
@@ -811,7 +827,7 @@ def _visits_frame(found: Sequence[Any]) -> pl.DataFrame:
 _VISIT_SELECT = (
     "v.id AS visit_id, v.household, v.survey_round, v.ingestion_id, v.row_identity, v.collected_at, v.district, "
     "v.cluster, v.village, v.observed_status, v.p_vulnerable, v.risk_band, v.model_version, "
-    + ", ".join(f"v.{a}" for a in ANSWERS)
+    "v.predicted_status, v.expected_per_day, v.source_row, " + ", ".join(f"v.{a}" for a in ANSWERS)
 )
 
 

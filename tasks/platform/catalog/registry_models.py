@@ -30,6 +30,9 @@ class Visit(Base):
     p_vulnerable: Mapped[float | None] = mapped_column(Float)
     risk_band: Mapped[str | None] = mapped_column(String(10))
     model_version: Mapped[str | None] = mapped_column(String(20))
+    predicted_status: Mapped[str | None] = mapped_column(String(20))
+    expected_per_day: Mapped[float | None] = mapped_column(Float)
+    source_row: Mapped[int | None] = mapped_column(Integer)  # with ingestion_id: where the sealed id is
     household_size: Mapped[int | None] = mapped_column(Integer)
     agriculture_land: Mapped[float | None] = mapped_column(Float)
     vsla_profits_usd: Mapped[float | None] = mapped_column(Float)
