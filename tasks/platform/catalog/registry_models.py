@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Float, ForeignKey, Index, Integer, String
+from sqlalchemy import Float, ForeignKey, Index, Integer, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from tasks.platform.catalog.models import Base
 
+REFERENCES = ("superseded_by", "linked_visit_id", "replaces_visit_id")  # visits.id of another visit
 VISIT_STATES = ("pending", "final")  # pending until its ingestion completes; only final visits are counted
 
 
@@ -52,6 +53,18 @@ class Visit(Base):
         Index("ix_visits_ingestion", "ingestion_id"),
         # the start of a round (its earliest final visit) is one index seek, not a scan of every visit
         Index("ix_visits_round_start", "survey_round", "state", "collected_at"),
+        # Deleting a visit makes the foreign keys look for visits pointing at it; unindexed, a re-run deleting
+        # 58k pending visits scanned the table per row and ran >17 min (1.3 s indexed). Partial: almost all
+        # of these columns are null.
+        *(
+            Index(
+                f"ix_visits_{column}",
+                column,
+                sqlite_where=text(f"{column} IS NOT NULL"),
+                postgresql_where=text(f"{column} IS NOT NULL"),
+            )
+            for column in REFERENCES
+        ),
     )
 
 
