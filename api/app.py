@@ -18,7 +18,7 @@ from api.committer import Committer
 from api.dispatcher import Dispatcher
 from api.errors import ContainErrors, validation_error
 from api.limits import IPAllowList, RateLimiter
-from api.routers import auth, files, health, status, surveys
+from api.routers import auth, files, followups, health, status, surveys
 from tasks.monitoring.readiness import Check
 from tasks.platform.settings import Settings
 from tasks.runtime import Runtime, runtime_for
@@ -84,7 +84,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         "flow, never processing inline.",
     )
     app.state.api = state
-    for router in (health.router, auth.router, surveys.router, files.router, status.router):
+    for router in (health.router, auth.router, surveys.router, files.router, status.router, followups.router):
         app.include_router(router)
     app.add_exception_handler(RequestValidationError, validation_error)
     if settings.cors_origins:  # off by default: field devices are not browsers

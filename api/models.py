@@ -148,3 +148,36 @@ class Ready(BaseModel):
 
     ready: bool
     checks: dict[str, ComponentCheck]
+
+
+class FollowupHousehold(BaseModel):
+    """A household due a visit, where it was last seen and what that visit found."""
+
+    reference: str = Field(
+        description="stable reference that is not PII (hh- and the start of its pseudonym)"
+    )
+    household_id: str | None = Field(
+        description="decrypted in production for the roles the PII rule allows, else masked (district code and "
+        "shape); null once retention deleted the zone object that held it"
+    )
+    district: str
+    cluster: str
+    village: str
+    last_round: str
+    last_status: str | None = Field(description="observed ProgressStatus at the last visit")
+    last_risk_band: str | None = Field(description="predicted risk band at the last visit (null: not scored)")
+    last_visit_at: str = Field(description="when the last visit was collected, UTC ISO 8601")
+
+
+class Followups(BaseModel):
+    """Households seen in an earlier round and not yet visited in `round`, ordered by village."""
+
+    round: str | None = Field(description="the round asked for, else the current one; null before any visit")
+    upcoming: bool = Field(description="the round has no visit yet: every household seen so far is due")
+    villages: list[str] | None = Field(
+        description="the villages listed, as DISTRICT/CLUSTER/VILLAGE; null means every village"
+    )
+    ids_revealed: bool = Field(description="whether household ids are decrypted (else masked)")
+    households: list[FollowupHousehold]
+    count: int
+    message: str | None = None

@@ -1,4 +1,4 @@
-"""`rtv users add | list` and `rtv audit`: who may sign in, and what they did."""
+"""`rtv users add | assign | list` and `rtv audit`: who may sign in, where officers work, and what they did."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from cli.common import current_user, fail, open_runtime
+from cli.common import EXIT_REJECTED, current_user, fail, open_runtime
 
 users_app = typer.Typer(no_args_is_help=True, help="API and dashboard users.")
 
@@ -37,13 +37,77 @@ def users_add(
     typer.echo(f"added {name} ({role})")
 
 
+@users_app.command("assign")
+def users_assign(
+    name: Annotated[str, typer.Argument(help="a field officer's user name")],
+    village: Annotated[
+        list[str] | None,
+        typer.Option(help="DISTRICT/CLUSTER/VILLAGE (repeat for several)", show_default=False),
+    ] = None,
+    remove: Annotated[bool, typer.Option("--remove", help="take these villages away instead")] = False,
+) -> None:
+    """Assign villages to a field officer (their follow-up worklist and, in production, their ids).
+
+    Managers and engineers see every village and are not assigned any. A village is the triple
+    DISTRICT/CLUSTER/VILLAGE, matched exactly: some village names occur in two clusters.
+    """
+    from tasks.protection import audit
+    from tasks.protection.assignments import AssignmentError, BadVillage, assign, parse_village, unassign
+
+    if not village:
+        fail("name at least one village: --village DISTRICT/CLUSTER/VILLAGE", EXIT_REJECTED)
+    try:
+        villages = [parse_village(v) for v in village]
+    except BadVillage as bad:
+        fail(f"--village: {bad}", EXIT_REJECTED)
+    rt = open_runtime()
+    try:
+        changed = (unassign if remove else assign)(rt.catalog, name, villages)
+    except AssignmentError as bad:
+        fail(str(bad))
+    labels = [v.label() for v in changed]
+    if changed:
+        action = "villages_unassigned" if remove else "villages_assigned"
+        audit.record(rt.catalog, current_user() or "cli", action, name, {"villages": labels})
+    verb, unchanged = ("removed from", "not assigned") if remove else ("assigned to", "already assigned")
+    typer.echo(f"{len(changed)} village(s) {verb} {name}" + (f": {', '.join(labels)}" if labels else ""))
+    skipped = [v.label() for v in villages if v not in changed]
+    if skipped:
+        typer.echo(f"{unchanged}: {', '.join(dict.fromkeys(skipped))}")
+    if not remove:
+        from tasks.workflows.followups import villages_seen
+
+        seen = villages_seen(rt.catalog, changed)
+        unseen = [v.label() for v in changed if v not in seen]
+        if unseen:
+            typer.echo(f"note: no household was last seen in {', '.join(unseen)} yet (names match exactly)")
+
+
 @users_app.command("list")
-def users_list() -> None:
-    """Every user with their role."""
+def users_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Every user with their role, and the villages assigned to field officers."""
+    from tasks.protection.assignments import all_assignments
     from tasks.protection.users import list_users
 
-    for user in list_users(open_runtime().catalog):
+    catalog = open_runtime().catalog
+    assigned = all_assignments(catalog)
+    users = list_users(catalog)
+    if as_json:
+        rows = [
+            {
+                "name": u.name,
+                "role": u.role,
+                "active": u.active,
+                "villages": [v.label() for v in assigned.get(u.name, [])],
+            }
+            for u in users
+        ]
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    for user in users:
         typer.echo(f"{user.name:<30} {user.role:<14} {'active' if user.active else 'inactive'}")
+        for v in assigned.get(user.name, []):
+            typer.echo(f"    village {v.label()}")
 
 
 def audit_log(

@@ -25,6 +25,9 @@ ACTIONS = (
     "user_added",
     "purged",
     "round_reassigned",
+    "villages_assigned",
+    "villages_unassigned",
+    "followups_read",
 )
 
 

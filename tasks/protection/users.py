@@ -37,15 +37,30 @@ class Action(StrEnum):
     EXPORT = "export"  # download households
     UPLOAD = "upload"  # the dashboard uploader
     VIEW_PII = "view_pii"  # see decrypted household ids (production only)
+    READ_FOLLOWUPS = "read_followups"  # the follow-up worklist (field officers: their assigned villages only)
+    VIEW_ASSIGNED_PII = (
+        "view_assigned_pii"  # decrypted ids of households in one's assigned villages (production)
+    )
     RETRAIN = "retrain"
     ROTATE_KEYS = "rotate_keys"
 
 
 PERMISSIONS: dict[Role, frozenset[Action]] = {
-    Role.FIELD_OFFICER: frozenset({Action.SUBMIT, Action.READ_OWN}),
+    # an officer needs a household's id to find the house: only in the villages assigned to them
+    Role.FIELD_OFFICER: frozenset(
+        {Action.SUBMIT, Action.READ_OWN, Action.READ_FOLLOWUPS, Action.VIEW_ASSIGNED_PII}
+    ),
     # managers read everything and review quarantine; field devices (officers) submit through the API
     Role.MANAGER: frozenset(
-        {Action.READ_OWN, Action.READ_ALL, Action.REVIEW, Action.EXPORT, Action.UPLOAD, Action.VIEW_PII}
+        {
+            Action.READ_OWN,
+            Action.READ_ALL,
+            Action.REVIEW,
+            Action.EXPORT,
+            Action.UPLOAD,
+            Action.VIEW_PII,
+            Action.READ_FOLLOWUPS,
+        }
     ),
     Role.ENGINEER: frozenset(Action),
 }
@@ -66,6 +81,13 @@ def can(role: str, action: Action) -> bool:
 def sees_pii(role: str, env: str) -> bool:
     """Decrypted identifiers are shown only in production, and only to roles with PII rights."""
     return env == "production" and can(role, Action.VIEW_PII)
+
+
+def sees_household_id(role: str, env: str, *, assigned: bool) -> bool:
+    """The worklist's rule: in production, PII roles see every id and officers those in villages assigned to them."""
+    if env != "production":
+        return False
+    return can(role, Action.VIEW_PII) or (assigned and can(role, Action.VIEW_ASSIGNED_PII))
 
 
 def add_user(catalog: Catalog, name: str, role: str, password: str) -> User:

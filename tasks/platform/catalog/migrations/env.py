@@ -2,7 +2,10 @@
 
 from alembic import context
 
-from tasks.platform.catalog import registry_models  # noqa: F401 - registers the visits and registry tables
+from tasks.platform.catalog import (
+    assignment_models,  # noqa: F401 - registers the officer_villages table
+    registry_models,  # noqa: F401 - registers the visits and registry tables
+)
 from tasks.platform.catalog.models import Base
 
 config = context.config
