@@ -637,6 +637,11 @@ def target_closure() -> frozenset[str]:
     return frozenset(leaky)
 
 
+# The outcome and every money column it is summed from or totalled into: what the programme exists to move.
+# A shift in these between rounds is programme change (the Progress page's subject), not input drift.
+PROGRAMME_OUTCOME_COLUMNS: tuple[str, ...] = tuple(c.name for c in COLUMNS if c.name in target_closure())
+
+
 def model_input_columns() -> tuple[str, ...]:
     """Columns the model may read: marked model inputs that are not in the target's closure."""
     leaky = target_closure()

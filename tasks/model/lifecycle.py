@@ -1,4 +1,8 @@
-"""When to retrain, on what data: the triggers and the labelled snapshot."""
+"""When to retrain, on what data: the triggers and the labelled snapshot.
+
+Training reads visits: a row trains the model only while it is a live visit (final, not superseded), so a
+household whose visit in a round was replaced (an approved repeat, an API edit) is learnt from once per round.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import polars as pl
-from sqlalchemy import select
+from sqlalchemy import Connection, Select, select
 
 from tasks.ingest import contract
 from tasks.ingest.rules import PSEUDONYM
@@ -18,7 +22,7 @@ from tasks.model.estimator import VULNERABLE_BELOW, design_matrix
 from tasks.model.evaluation import FIRST_PLACE, SnapshotDescription
 from tasks.model.registry import CHAMPION, Champion
 from tasks.platform.catalog.monitoring import aware, drift_checks
-from tasks.platform.catalog.registry_models import HouseholdRegistry
+from tasks.platform.catalog.registry_models import HouseholdRegistry, Visit
 
 if TYPE_CHECKING:
     from tasks.runtime import Runtime
@@ -64,11 +68,43 @@ def processed_rows(rt: Runtime, ingestion_ids: list[str] | None = None) -> pl.Da
     return pl.concat([read_parquet(rt.store, k) for k in keys], how="diagonal_relaxed")
 
 
-def labelled_snapshot(rt: Runtime) -> tuple[pl.DataFrame, SnapshotDescription]:
-    """Every accepted row that carries the target, with its household's first place, and a description."""
-    frame = processed_rows(rt)
+ROW_IDENTITY = "row_identity"  # the processed zone's name for `tasks.ingest.identity.IDENTITY`
+
+
+def _strings(connection: Connection, query: Select[str]) -> pl.Series:
+    return pl.Series(connection.execute(query).scalars().all(), dtype=pl.String)
+
+
+def live_visits(rt: Runtime, frame: pl.DataFrame) -> pl.DataFrame:
+    """The rows that are live visits (final, not superseded), matched on row identity.
+
+    Rows of an ingestion with no visit at all (landed before the registry existed) are all kept, as before.
+    """
+    if frame.height == 0 or ROW_IDENTITY not in frame.columns:
+        return frame
+    with rt.catalog.engine.connect() as connection:
+        live = _strings(
+            connection,
+            select(Visit.row_identity).where(Visit.state == "final", Visit.superseded_by.is_(None)),
+        )
+        registered = _strings(connection, select(Visit.ingestion_id).distinct())
+    return frame.filter(
+        pl.col(ROW_IDENTITY).cast(pl.String).is_in(live)
+        | ~pl.col("ingestion_id").cast(pl.String).is_in(registered)
+    )
+
+
+def labelled_rows(rt: Runtime, ingestion_ids: list[str] | None = None) -> pl.DataFrame:
+    """Processed rows of the given (or all completed) ingestions that carry the target and are live visits."""
+    frame = processed_rows(rt, ingestion_ids)
     if frame.height:
         frame = frame.filter(pl.col(contract.TARGET).is_not_null())
+    return live_visits(rt, frame)
+
+
+def labelled_snapshot(rt: Runtime) -> tuple[pl.DataFrame, SnapshotDescription]:
+    """Every live visit that carries the target, with its household's first place, and a description."""
+    frame = labelled_rows(rt)
     if frame.height and PSEUDONYM in frame.columns:
         # CV groups and the held-out split follow where a household was first seen, so a household that
         # moved village between rounds never has visits on both sides of a split.
@@ -97,19 +133,35 @@ def labelled_snapshot(rt: Runtime) -> tuple[pl.DataFrame, SnapshotDescription]:
     }
 
 
+def input_drift(features: dict[str, dict[str, object]]) -> set[str]:
+    """The flagged input features of a stored drift result: programme columns never count.
+
+    Checked by name as well as by `kind`: results stored before programme change was told apart flagged
+    the outcome and income columns as drift.
+    """
+    return {
+        name
+        for name, row in features.items()
+        if row.get("flag")
+        and row.get("kind") != "programme"
+        and name not in contract.PROGRAMME_OUTCOME_COLUMNS
+    }
+
+
 def recent_drift(rt: Runtime, version: str, created_at: float) -> str | None:
     """Why drift calls for a retrain: flagged checks against this champion since it or the last retrain, or None."""
     since = datetime.fromtimestamp(created_at, UTC)
     last = next((d.decided_at for d in rt.catalog.decisions(limit=20) if d.decision == "retrain"), None)
     if last is not None:  # a retrain that kept this champion has already answered the drift before it
         since = max(since, aware(last))
-    flagged = [
+    checks = [
         c for c in drift_checks(rt.catalog, since=since, flagged=True) if c.reference_version == version
     ]
+    flagged = [(c, names) for c in checks if (names := input_drift(c.features))]
     if not flagged:
         return None
-    features = sorted({name for c in flagged for name, row in c.features.items() if row.get("flag")})
-    where = ", ".join(c.ingestion_id or f"{c.scope} batch" for c in flagged[:5])
+    features = sorted({name for _, names in flagged for name in names})
+    where = ", ".join(c.ingestion_id or f"{c.scope} batch" for c, _ in flagged[:5])
     return f"drift flagged in {len(flagged)} check(s) since the last retrain ({where}): {', '.join(features)}"
 
 
@@ -133,9 +185,7 @@ def check_triggers(
     new_ids = [
         i.id for i in rt.catalog.list_ingestions(limit=1_000_000) if i.status in DONE and i.id not in known
     ]
-    new = processed_rows(rt, new_ids) if new_ids else pl.DataFrame()
-    if new.height:
-        new = new.filter(pl.col(contract.TARGET).is_not_null())
+    new = labelled_rows(rt, new_ids) if new_ids else pl.DataFrame()
     check.new_labelled_rows = new.height
     if new.height >= s.min_new_samples:
         check.fire(

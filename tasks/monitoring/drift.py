@@ -1,5 +1,8 @@
 """Drift in the pipeline: the champion's reference snapshot, drift per ingestion and per week, stored and alerted.
 
+Input drift is alerted and fires the `drift` retrain trigger; programme change (the outcome and its income
+columns moved) is stored and reported with it, never alerted as drift.
+
 Plain loaders for the dashboard: `latest_drift(catalog, limit)` and `drift_for(catalog, ingestion_id)`.
 """
 
@@ -57,7 +60,7 @@ def champion_reference(rt: Runtime) -> Reference | None:
 
 
 def drift_alert(result: DriftReport, ingestion_id: str | None, scope: str) -> Alert:
-    """The alert mail for a flagged result: which features moved, by how much."""
+    """The alert mail for a flagged result: which input features moved, by how much (programme change beside)."""
     flagged = sorted(name for name, row in result["features"].items() if row.get("flag"))
     subject = f"ingestion {ingestion_id}" if ingestion_id else f"the {scope} batch"
     numbers: dict[str, Any] = {
@@ -71,6 +74,10 @@ def drift_alert(result: DriftReport, ingestion_id: str | None, scope: str) -> Al
             f"{k} {v}"
             for k, v in result["features"][name].items()
             if k in ("psi", "ks", "ks_p", "chi2", "chi2_p", "js", "new", "missing") and v != []
+        )
+    if result["programme_change"]:
+        numbers["programme change (not drift)"] = ", ".join(
+            f"{name} psi {psi}" for name, psi in result["programme_change"].items()
         )
     return Alert(
         "drift",
@@ -123,6 +130,7 @@ class StoredDrift(DriftSummary):
 
 
 def _row(check: DriftCheck) -> StoredDrift:
+    features: dict[str, Any] = check.features or {}
     return {
         "ingestion_id": check.ingestion_id,
         "scope": check.scope,
@@ -132,6 +140,8 @@ def _row(check: DriftCheck) -> StoredDrift:
         "rows": check.rows,
         "reference_version": check.reference_version,
         "features": check.features,
+        # derived from the per-feature rows (no catalog column); results stored before the split read back {}
+        "programme_change": {n: row["psi"] for n, row in features.items() if row.get("changed")},
     }
 
 

@@ -12,6 +12,7 @@ import numpy as np
 from scipy import stats
 
 PValue = Literal["ks_p", "psi_p", "chi2_p", "js_p"]
+Kind = Literal["input", "programme"]  # input drift can trigger a retrain; programme change is only reported
 Test = tuple[str, float, float]  # (distribution, statistic, parameter): what `p_values` needs for one p-value
 
 
@@ -29,8 +30,10 @@ class FeatureDrift(TypedDict, total=False):
     rows: int
     new: list[str]  # categories the reference never saw
     missing: list[str]  # reference categories absent from the batch
-    skipped: str  # why the feature was not tested (too few values); then only `flag` accompanies it
-    flag: bool
+    skipped: str  # why the feature was not tested (too few values); then only `kind`, `flag` accompany it
+    kind: Kind
+    flag: bool  # input drift: a significant test and PSI ≥ the floor (always False for programme columns)
+    changed: bool  # programme columns only: the same rule met, reported as programme change
     _tests: dict[PValue, Test]  # the metric functions' hand-over to `detect`, which removes it
 
 

@@ -6,6 +6,10 @@ and metrics, so the whole batch has one family-wise error rate. PSI and JS p-val
 second-order null, PSI ≈ 8·JS ≈ (1/n + 1/m)·χ²(k−1), so their flag threshold grows as the batch shrinks.
 A feature flags only when a test is significant *and* its PSI reaches a practical floor: a million-row
 batch makes trivial differences significant, a 50-row batch makes large PSIs by chance.
+
+The outcome and the money columns it is summed from (`contract.PROGRAMME_OUTCOME_COLUMNS`) are what the
+programme exists to move: the same rule marks them `changed` and reports them as programme change, never as
+drift. Only the other (input) features flag drift and decide the score.
 """
 
 from __future__ import annotations
@@ -17,7 +21,16 @@ import numpy as np
 import polars as pl
 
 from tasks.ingest import contract
-from tasks.monitoring.drift_metrics import FeatureDrift, PValue, Test, categorical, holm, numeric, p_values
+from tasks.monitoring.drift_metrics import (
+    FeatureDrift,
+    Kind,
+    PValue,
+    Test,
+    categorical,
+    holm,
+    numeric,
+    p_values,
+)
 
 
 @dataclass(frozen=True)
@@ -54,6 +67,12 @@ def _kinds() -> tuple[tuple[str, ...], tuple[str, ...]]:
 
 
 NUMERIC_FEATURES, CATEGORICAL_FEATURES = _kinds()
+PROGRAMME_FEATURES = tuple(n for n in contract.MONITORED_COLUMNS if n in contract.PROGRAMME_OUTCOME_COLUMNS)
+
+
+def kind_of(name: str) -> Kind:
+    """`programme` for the outcome and its money columns, `input` for every other monitored feature."""
+    return "programme" if name in PROGRAMME_FEATURES else "input"
 
 
 @dataclass(frozen=True)
@@ -109,11 +128,12 @@ def reference_profile(
 class DriftSummary(TypedDict):
     """The figures every drift result carries, measured now (`DriftReport`) or read back from the catalog."""
 
-    drift: bool
-    score: float
+    drift: bool  # an input feature flagged
+    score: float  # the largest PSI of the input features
     rows: int
     reference_version: str | None
     features: dict[str, FeatureDrift]
+    programme_change: dict[str, float]  # PSI of each programme column that changed; {} when none did
 
 
 class DriftReport(DriftSummary):
@@ -135,6 +155,11 @@ class DriftResult:
     features: dict[str, FeatureDrift] = field(default_factory=dict)
     status: str = "ok"  # "ok" or "insufficient" (too few rows to test anything)
 
+    @property
+    def programme_change(self) -> dict[str, float]:
+        """PSI of each programme column (outcome, income) that changed: reported, never a retrain trigger."""
+        return {n: row["psi"] for n, row in self.features.items() if row.get("changed")}
+
     def as_dict(self) -> DriftReport:
         """The JSON shape `rtv drift --json` prints and the catalog stores."""
         return {
@@ -145,11 +170,15 @@ class DriftResult:
             "reference_rows": self.reference_rows,
             "reference_version": self.reference_version,
             "features": self.features,
+            "programme_change": self.programme_change,
         }
 
 
 def detect(ref: Reference, frame: pl.DataFrame, cal: Calibration = CALIBRATION) -> DriftResult:
-    """Compare a batch's monitored columns with the reference; flags need Holm significance and PSI ≥ the floor."""
+    """Compare a batch's monitored columns with the reference; flags need Holm significance and PSI ≥ the floor.
+
+    Programme columns meeting the same rule are marked `changed`, not flagged: they never make `drift`.
+    """
     features: dict[str, FeatureDrift] = {}
     for name, values in _numbers(frame).items():
         if name not in ref.sorted_values or values.size < cal.min_rows:
@@ -172,11 +201,16 @@ def detect(ref: Reference, frame: pl.DataFrame, cal: Calibration = CALIBRATION) 
     ]
     for (f, metric, _), adjusted in zip(tested, holm(p_values([t for *_, t in tested])), strict=True):
         features[f][metric] = float(f"{adjusted:.3g}")
-    for row in features.values():
+    for name, row in features.items():
+        moved = False
         if "_tests" in row:
             significant = any(row[metric] < cal.alpha for metric in row.pop("_tests"))
-            row["flag"] = significant and row["psi"] >= cal.min_psi
-    scores = [row["psi"] for row in features.values() if "psi" in row]
+            moved = significant and row["psi"] >= cal.min_psi
+        row["kind"] = kind_of(name)
+        row["flag"] = moved and row["kind"] == "input"
+        if row["kind"] == "programme":
+            row["changed"] = moved
+    scores = [row["psi"] for row in features.values() if "psi" in row and row["kind"] == "input"]
     return DriftResult(
         drift=any(row["flag"] for row in features.values()),
         score=max(scores, default=0.0),

@@ -210,17 +210,21 @@ def test_drift_alert_names_the_features_and_figures(inbox: Inbox, rt: Runtime) -
     result = detect(
         reference_profile(frame, "3"),
         generate_households(500, seed=5).frame.with_columns(
-            pl.col("household_income") * 0.5, pl.col("income_consumption_residues_per_day") * 0.5
+            (pl.col("household_size") * 1.3).round().cast(pl.Int64),
+            pl.col("household_income") * 0.5,
+            pl.col("income_consumption_residues_per_day") * 0.5,
         ),
     ).as_dict()
     assert notify(rt, drift_alert(result, "ing-20261126-080000-abc", "ingestion"), NOW) == "sent"
-    assert inbox.subjects() == [
-        "[RTV] Drift in ingestion ing-20261126-080000-abc: household_income, "
-        "income_consumption_residues_per_day"
-    ]
+    # the income columns moved too: programme change, named beside the drift but not as drift
+    assert inbox.subjects() == ["[RTV] Drift in ingestion ing-20261126-080000-abc: household_size"]
     body = inbox.bodies()[0]
     assert "  rows compared: 500" in body and "  champion version: 3" in body
-    assert f"  household_income: psi {result['features']['household_income']['psi']}, ks " in body
+    assert f"  household_size: psi {result['features']['household_size']['psi']}, ks " in body
+    assert (
+        f"  programme change (not drift): household_income psi {result['programme_change']['household_income']}"
+        in body
+    )
     assert "Dashboard: http://dash.example:8501/model" in body
 
 

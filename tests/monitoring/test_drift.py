@@ -41,9 +41,6 @@ SCENARIOS: dict[str, Callable[[pl.DataFrame, np.random.Generator], pl.DataFrame]
         (pl.col("household_size") * 1.3).round().cast(pl.Int64)
     ),
     "one district missing": drop_a_district,
-    "incomes halved": lambda f, rng: sample(f, rng).with_columns(
-        pl.col("household_income") * 0.5, pl.col("income_consumption_residues_per_day") * 0.5
-    ),
     "a new district": lambda f, rng: (
         sample(f, rng)
         .with_row_index("i")
@@ -55,6 +52,13 @@ SCENARIOS: dict[str, Callable[[pl.DataFrame, np.random.Generator], pl.DataFrame]
 }
 
 
+def incomes_halved(frame: pl.DataFrame, rng: np.random.Generator) -> pl.DataFrame:
+    """The outcome and household income halved: programme change (backwards), not input drift."""
+    return sample(frame, rng).with_columns(
+        pl.col("household_income") * 0.5, pl.col("income_consumption_residues_per_day") * 0.5
+    )
+
+
 def test_resamples_of_the_real_file_do_not_flag_and_real_shifts_do(real_frame: pl.DataFrame) -> None:
     reference = reference_profile(real_frame)
     rng = np.random.default_rng(2026)
@@ -64,19 +68,25 @@ def test_resamples_of_the_real_file_do_not_flag_and_real_shifts_do(real_frame: p
     for name, shift in SCENARIOS.items():
         flagged = sum(detect(reference, shift(real_frame, rng)).drift for _ in range(RUNS))
         assert flagged >= 95, f"{name}: only {flagged}/{RUNS} flagged"
+    halved = [detect(reference, incomes_halved(real_frame, rng)) for _ in range(RUNS)]
+    assert sum(bool(r.programme_change) for r in halved) >= 95 and not any(r.drift for r in halved)
 
 
 def test_the_shifted_feature_is_the_one_flagged(real_frame: pl.DataFrame) -> None:
     reference = reference_profile(real_frame, version="7")
     rng = np.random.default_rng(5)
-    income = detect(reference, SCENARIOS["incomes halved"](real_frame, rng)).as_dict()
-    assert income["reference_version"] == "7" and income["drift"] is True
-    assert {n for n, f in income["features"].items() if f["flag"]} == {
-        "household_income",
-        "income_consumption_residues_per_day",
-    }
+    income = detect(reference, incomes_halved(real_frame, rng)).as_dict()
+    assert income["reference_version"] == "7" and income["drift"] is False
+    assert not any(f["flag"] for f in income["features"].values())
+    assert set(income["programme_change"]) == {"household_income", "income_consumption_residues_per_day"}
     assert income["features"]["household_income"]["ks_p"] < CALIBRATION.alpha
-    assert income["score"] == max(f["psi"] for f in income["features"].values())
+    assert income["features"]["household_income"]["kind"] == "programme"
+    inputs = [f for f in income["features"].values() if f["kind"] == "input"]
+    assert income["score"] == max(f["psi"] for f in inputs)
+    size = detect(reference, SCENARIOS["household size +30%"](real_frame, rng)).as_dict()
+    assert size["drift"] is True and {n for n, f in size["features"].items() if f["flag"]} == {
+        "household_size"
+    }
     new = detect(reference, SCENARIOS["a new district"](real_frame, rng)).features["district"]
     assert new["flag"] and new["new"] == ["Kisoro"] and new["missing"] == [] and new["chi2_p"] < 1e-6
 
