@@ -72,9 +72,15 @@ def drift(
         f"drift: {'YES' if result['drift'] else 'no'}  score (max PSI) {result['score']}  rows {result['rows']}"
         f"  champion v{result['reference_version']}"
     )
+    programme = result.get("programme_change") or {}
+    if programme:
+        changed = ", ".join(f"{name} (PSI {psi})" for name, psi in programme.items())
+        typer.echo(f"programme change (reported, not drift: outcomes are meant to move): {changed}")
     for name, row in result["features"].items():
-        figures = "  ".join(f"{k} {v}" for k, v in row.items() if k not in ("flag", "rows") and v != [])
-        typer.echo(f"  {'!' if row['flag'] else ' '} {name:<38} {figures}")
+        hidden = ("flag", "rows", "kind", "changed")
+        figures = "  ".join(f"{k} {v}" for k, v in row.items() if k not in hidden and v != [])
+        mark = "!" if row["flag"] else "~" if row.get("changed") else " "
+        typer.echo(f"  {mark} {name:<38} {figures}")
 
 
 @model_app.command("list")
