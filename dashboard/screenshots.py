@@ -1,8 +1,9 @@
 """`make screenshots`: a PNG of every dashboard page, from synthetic demo data only, into docs/screenshots/.
 
 Starts a throw-away stack (Prefect server, every deployment, a worker, the dashboard) over a temporary data
-directory, loads demo households (`rtv generate`, never the real file), trains a first model, uploads a
-second synthetic batch through the browser, then photographs each page as the engineer `admin`.
+directory, generates two survey rounds of 2,000 demo households (`rtv generate --rounds 2`, never the real
+file), ingests the baseline and trains a first model, uploads the follow-up round through the browser with
+its "Survey round", then photographs each page as the engineer `admin`.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ PAGES = (
     ("Model", "model"),
     ("Households", "households"),
     ("Upload", "upload"),
+    ("Progress", "progress"),
+    ("Follow-up worklist", "followups"),
 )
 WIDTH, MAX_HEIGHT = 1400, 4000
 
@@ -88,23 +91,23 @@ def take(out: Path) -> list[Path]:
             password = ensure_first_engineer(
                 runtime_for(stack.settings).catalog, stack.run_dir / "admin-password"
             )
-            print("loading 2,000 demo households and training a first model …", flush=True)
-            first, second = base / "demo-week1.csv", base / "demo-week2.csv"
+            print("loading a baseline of 2,000 demo households and training a first model …", flush=True)
+            panel = base / "panel"
             stack.run(
-                rtv, "generate", "--rows", "2000", "--seed", "7", "--bad-rate", "0.03", "--out", str(first)
-            )
-            stack.run(
-                rtv, "generate", "--rows", "600", "--seed", "8", "--bad-rate", "0.05", "--out", str(second)
-            )
-            stack.run(rtv, "ingest", str(first), "--source", "demo week 1")
+                rtv, "generate", "--households", "2000", "--rounds", "2", "--seed", "7", "--bad-rate", "0.03",
+                "--out", str(panel),
+            )  # fmt: skip
+            first, second = sorted(panel.iterdir())
+            stack.run(rtv, "ingest", str(first), "--source", "demo baseline", "--round", "2025-baseline")
             stack.run(rtv, "retrain")
-            print("uploading a second demo batch through the browser and taking the pictures …", flush=True)
+            print("uploading the follow-up round through the browser and taking the pictures …", flush=True)
             taken = []
             with browser_page(WIDTH, 1000) as page:
                 sign_in(page, url, "admin", password or "")
                 open_page(page, "Upload")
                 page.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files(str(second))
-                page.get_by_label("Source (optional)").fill("demo week 2")
+                page.get_by_label("Source (optional)").fill("demo follow-up")
+                page.get_by_label("Survey round (optional)").fill("2026-follow-up")
                 page.get_by_role("button", name="Import").click()
                 page.get_by_role("heading", name="Import report", exact=False).first.wait_for(timeout=240_000)
                 wait_idle(page)
