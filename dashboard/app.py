@@ -20,6 +20,8 @@ PAGES = (
     ("pages/review_queue.py", "Review queue", ":material/rule:", Action.REVIEW),
     ("pages/model.py", "Model", ":material/model_training:", Action.READ_ALL),
     ("pages/households.py", "Households", ":material/groups:", Action.READ_ALL),
+    ("pages/progress.py", "Progress", ":material/trending_up:", Action.READ_ALL),
+    ("pages/followups.py", "Follow-up worklist", ":material/assignment_return:", Action.READ_ALL),
     ("pages/upload.py", "Upload", ":material/upload_file:", Action.UPLOAD),
 )
 

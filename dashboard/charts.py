@@ -160,3 +160,80 @@ def district_metrics(frame: pl.DataFrame, metrics: tuple[str, ...]) -> go.Figure
     for metric in metrics:
         fig.add_bar(name=metric, x=frame["district"].to_list(), y=frame[metric].to_list())
     return _layout(fig, "Per district (village-grouped CV)", barmode="group", yaxis_range=[0, 1])
+
+
+def transition_heatmap(
+    cells: pl.DataFrame, title: str, axis_from: str, axis_to: str, hidden: str
+) -> go.Figure:
+    """Households moving from each row to each column, coloured by the row's share; `hidden` in suppressed cells.
+
+    `cells` is a suppressed `tasks.ingest.progress.matrix` (from, to, households, share): the diagonal is
+    who stayed, cells right of it moved to a later (better) category when the order is worst first.
+    """
+    names = list(dict.fromkeys(cells["from"].to_list()))
+    found = {(f, t): (n, s) for f, t, n, s in cells.select("from", "to", "households", "share").iter_rows()}
+    z = [[found.get((f, t), (None, None))[1] for t in names] for f in names]
+    shown = [
+        [
+            hidden
+            if found.get((f, t), (None, None))[0] is None
+            else f"{found[(f, t)][0]:,}<br>{found[(f, t)][1]:.0%}"
+            for t in names
+        ]
+        for f in names
+    ]
+    fig = go.Figure(
+        go.Heatmap(
+            z=z,
+            x=names,
+            y=names,
+            text=shown,
+            texttemplate="%{text}",
+            colorscale="Blues",
+            zmin=0,
+            zmax=1,
+            showscale=False,
+            hovertemplate=f"{axis_from}: %{{y}}<br>{axis_to}: %{{x}}<br>%{{text}}<extra></extra>",
+        )
+    )
+    wrapped = [n.replace(" ", "<br>") for n in names]  # "Severely Struggling" in two lines, never slanted
+    fig = _layout(
+        fig,
+        title,
+        HEIGHT + 80,
+        xaxis={"title": axis_to, "side": "top", "tickvals": names, "ticktext": wrapped, "tickangle": 0},
+        yaxis={"title": axis_from, "autorange": "reversed", "tickvals": names, "ticktext": wrapped},
+    )
+    # the column axis sits on top, under the title: room for both
+    return fig.update_layout(margin={"t": 120}, title={"y": 0.98, "yanchor": "top"})
+
+
+def moved_bars(frame: pl.DataFrame, name: str, title: str) -> go.Figure:
+    """Per place: share that moved out of vulnerability (right) and share that fell back (left), counts on hover.
+
+    Suppressed cells (null) draw no bar.
+    """
+    part = frame.reverse()
+    fig = go.Figure()
+    for column, sign, colour, label_name in (
+        ("moved_out", 1, "#2e7d32", "moved_out"),
+        ("fell_back", -1, "#c62828", "fell_back"),
+    ):
+        shares = part[f"{column}_share"].to_list()
+        fig.add_bar(
+            name=label(label_name),
+            x=[None if s is None else sign * s for s in shares],
+            y=part[name].to_list(),
+            orientation="h",
+            marker_color=colour,
+            customdata=list(zip(part[column].to_list(), part["both"].to_list(), strict=True)),
+            hovertemplate="%{y}: %{customdata[0]:,} of %{customdata[1]:,} households<extra></extra>",
+        )
+    return _layout(
+        fig,
+        title,
+        40 * part.height + 140 if part.height < 8 else 22 * part.height + 120,
+        barmode="relative",
+        bargap=0.35,
+        xaxis={"tickformat": ".0%", "title": f"← {label('fell_back')} · {label('moved_out')} →"},
+    )

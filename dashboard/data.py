@@ -59,7 +59,7 @@ def recent(days: int) -> datetime:
 
 # ---- ingestions ------------------------------------------------------------------------------------------
 
-INGESTION_SCHEMA = {
+INGESTION_SCHEMA: dict[str, Any] = {
     "ingestion_id": pl.String,
     "source": pl.String,
     "door": pl.String,

@@ -1,4 +1,4 @@
-"""Household exports (CSV and Excel): PII masked by role, formula cells neutralised, every export audited."""
+"""Household exports (CSV and Excel): one row per household, PII masked by role, formulas neutralised, audited."""
 
 from __future__ import annotations
 
@@ -19,6 +19,9 @@ EXPORT_COLUMNS = (
     "district",
     "cluster",
     "village",
+    "survey_round",
+    "collected_at",
+    "visits",
     "p_vulnerable",
     "risk_band",
     "predicted_status",
@@ -72,7 +75,11 @@ def to_excel(frame: pl.DataFrame) -> bytes:
 
 
 def export_frame(rt: Runtime, households: pl.DataFrame, role: str) -> pl.DataFrame:
-    """The export columns, with the household id as the role may see it (decrypted or masked) and its reference."""
+    """The export columns, with the household id as the role may see it (decrypted or masked) and its reference.
+
+    `households` holds one row per household (its latest visit, as `household_views.households` lists them);
+    the visit's collection time is exported as its date.
+    """
     if households.height == 0:
         return pl.DataFrame({label(c): [] for c in EXPORT_COLUMNS})
     reveal = sees_pii(role, rt.settings.env)
@@ -80,6 +87,8 @@ def export_frame(rt: Runtime, households: pl.DataFrame, role: str) -> pl.DataFra
         pl.Series("household", household_ids(rt, households, reveal=reveal), dtype=pl.String),
         pl.Series("household_ref", pseudonyms(households), dtype=pl.String),
     )
+    if isinstance(frame.schema.get("collected_at"), pl.Datetime):
+        frame = frame.with_columns(pl.col("collected_at").dt.date())
     return frame.select([c for c in EXPORT_COLUMNS if c in frame.columns]).rename(label)
 
 

@@ -1,13 +1,18 @@
-"""Household rows for the Households page and exports, identified as the viewer's role allows."""
+"""Household rows for the Households page, its timeline and exports, identified as the viewer's role allows.
+
+Rows are households (each once, at its latest visit in the chosen rounds) from the catalog's visits; only
+the sealed ids are read from the validated zone, by each visit's ingestion and source row.
+"""
 
 from __future__ import annotations
 
 import polars as pl
 import streamlit as st
 
-from dashboard.cube import Filters
+from dashboard.cube import Filters, rounds, version
 from dashboard.data import TTL_ZONES, key, runtime
-from dashboard.zones import household_parts, households_lazy, scan, zone_keys
+from dashboard.zones import scan, zone_keys
+from tasks.ingest import household_views
 from tasks.ingest.identity import ENCRYPTED, PII_KEY
 from tasks.runtime import Runtime
 
@@ -17,38 +22,39 @@ SEALED = (ENCRYPTED["household_id"], PII_KEY)  # the sealed id and the wrapped d
 @st.cache_data(ttl=TTL_ZONES, show_spinner="Finding households …", max_entries=16)
 def _household_page(
     fp: str,
-    predictions: tuple[str, ...],
-    unscored: tuple[str, ...],
-    filters: Filters,
+    catalog_version: tuple[object, ...],
+    selection: household_views.Selection,
     limit: int,
     _rt: Runtime,
-) -> tuple[pl.DataFrame, int]:
-    frame = households_lazy(_rt, predictions, unscored)
-    if frame is None:
-        return pl.DataFrame(), 0
-    chosen = frame.filter(filters.expr(frame.collect_schema().names()))
-    total = chosen.select(pl.len()).collect().item()
-    page = chosen.sort("p_vulnerable", descending=True, nulls_last=True).head(limit).collect()
-    return page, int(total)
+) -> pl.DataFrame:
+    return household_views.households(_rt.catalog, selection, limit)
 
 
-def households(filters: Filters, limit: int = 500) -> tuple[pl.DataFrame, int]:
-    """The most vulnerable `limit` households that match the filters, and how many match in all."""
+def households(filters: Filters, limit: int = 500) -> pl.DataFrame:
+    """The most vulnerable `limit` households that match the filters, each at its latest visit (cached).
+
+    How many match: `cube.headline(cube.filter_cube(cube.overview_cube(rounds), filters))`.
+    """
     rt = runtime()
-    predictions, unscored = household_parts(rt)
-    return _household_page(key(rt), predictions, unscored, filters, limit, rt)
+    return _household_page(key(rt), version(rt), filters.selection(rounds()), limit, rt)
 
 
 def all_households(rt: Runtime, filters: Filters) -> pl.DataFrame:
     """Every household that matches the filters, most vulnerable first (for exports; not cached)."""
-    frame = households_lazy(rt, *household_parts(rt))
-    if frame is None:
-        return pl.DataFrame()
-    return (
-        frame.filter(filters.expr(frame.collect_schema().names()))
-        .sort("p_vulnerable", descending=True, nulls_last=True)
-        .collect()
-    )
+    every_round = household_views.round_order(rt.catalog)
+    return household_views.households(rt.catalog, filters.selection(every_round))
+
+
+@st.cache_data(ttl=TTL_ZONES, show_spinner=False, max_entries=32)
+def _timeline(fp: str, catalog_version: tuple[object, ...], reference: str, _rt: Runtime) -> pl.DataFrame:
+    return household_views.timeline(_rt.catalog, reference)
+
+
+def timeline(reference: str) -> pl.DataFrame:
+    """Every final visit of the household with this reference (`hh-…`), by round; BadReference when malformed."""
+    rt = runtime()
+    household_views.reference_prefix(reference)  # a malformed reference is refused before the cache
+    return _timeline(key(rt), version(rt), reference.strip().lower(), rt)
 
 
 def _sealed(rt: Runtime, rows: pl.DataFrame) -> pl.DataFrame:
@@ -76,8 +82,9 @@ def _sealed(rt: Runtime, rows: pl.DataFrame) -> pl.DataFrame:
 def household_ids(rt: Runtime, rows: pl.DataFrame, *, reveal: bool) -> list[str | None]:
     """Each row's household id: decrypted when `reveal`, else masked (`RUB-•••-•-•••`, district and shape only).
 
-    Either way the id is opened in memory (the mask keeps its shape); only `reveal` shows it, and the caller
-    records the `decrypted` audit event for that.
+    Rows need `ingestion_id` and `source_row` (a visit has them). Either way the id is opened in memory (the
+    mask keeps its shape); only `reveal` shows it, and the caller records the `decrypted` audit event for that.
+    An id whose validated object was archived is None.
     """
     if rows.height == 0:
         return []

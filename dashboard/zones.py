@@ -1,4 +1,8 @@
-"""Lazy polars scans over the zones: one row per household, from predictions or (unscored) processed objects."""
+"""Lazy polars scans over zone objects (the sealed household ids live there), and the names counts share.
+
+Counting reads the catalog's visits (`tasks.ingest.household_views`), not these objects: visits outlive the
+archive that moves zone objects out of the live zones.
+"""
 
 from __future__ import annotations
 
@@ -8,37 +12,14 @@ from typing import Any
 
 import polars as pl
 
-from tasks.ingest import contract
+from tasks.ingest.household_views import NOT_SCORED, VULNERABLE
 from tasks.model.predictions import RISK_BANDS
 from tasks.platform.storage import LocalStore
 from tasks.runtime import Runtime
 
-NOT_SCORED = "Not scored"
+__all__ = ["BANDS", "NOT_SCORED", "VULNERABLE", "scan", "zone_keys"]
+
 BANDS = (*RISK_BANDS, NOT_SCORED)
-VULNERABLE = tuple(sorted(contract.VULNERABLE_STATUSES))
-SCORED_COLUMNS = (
-    "ingestion_id",
-    "source_row",
-    "household_pseudonym",
-    "district",
-    "cluster",
-    "village",
-    "p_vulnerable",
-    "expected_per_day",
-    "predicted_status",
-    "risk_band",
-    "observed_status",
-    "model_version",
-)
-UNSCORED_COLUMNS = (
-    "ingestion_id",
-    "source_row",
-    "household_pseudonym",
-    "district",
-    "cluster",
-    "village",
-    "progress_status",
-)
 
 
 def _local_root(store: Any) -> Path | None:
@@ -67,48 +48,3 @@ def scan(rt: Runtime, keys: tuple[str, ...], columns: tuple[str, ...]) -> pl.Laz
         names = lazy.collect_schema().names()
         frames.append(lazy.select([c for c in columns if c in names]))
     return pl.concat(frames, how="diagonal_relaxed")
-
-
-def household_parts(rt: Runtime) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """Prediction objects, and processed objects nobody scored (no champion when they were written).
-
-    Ingest and approval write a predictions object next to each processed object, with the same name and
-    the same rows, so matching names is enough to find rows without a prediction.
-    """
-    predictions = zone_keys(rt, "predictions")
-    scored = {k.split("/", 1)[1] for k in predictions}
-    unscored = tuple(k for k in zone_keys(rt, "processed") if k.split("/", 1)[1] not in scored)
-    return predictions, unscored
-
-
-def households_lazy(
-    rt: Runtime, predictions: tuple[str, ...], unscored: tuple[str, ...]
-) -> pl.LazyFrame | None:
-    """One row per household with `status` (observed, else predicted), `risk_band` and the landing `date`."""
-    parts = []
-    if predictions:
-        parts.append(scan(rt, predictions, SCORED_COLUMNS))
-    if unscored:
-        parts.append(
-            scan(rt, unscored, UNSCORED_COLUMNS)
-            .rename({"progress_status": "observed_status"})
-            .with_columns(pl.lit(NOT_SCORED).alias("risk_band"))
-        )
-    if not parts:
-        return None
-    frame = pl.concat(parts, how="diagonal_relaxed")
-    names = frame.collect_schema().names()
-    frame = frame.with_columns(
-        [
-            pl.lit(None, pl.String).alias(c)
-            for c in ("predicted_status", "observed_status", "model_version")
-            if c not in names
-        ]
-        + [pl.lit(None, pl.Float64).alias(c) for c in ("p_vulnerable", "expected_per_day") if c not in names]
-    )
-    return frame.with_columns(
-        pl.coalesce("observed_status", "predicted_status").alias("status"),
-        pl.col("risk_band").fill_null(NOT_SCORED),
-        # ingestion ids are ing-YYYYMMDD-...: the landing date without a catalog lookup per row
-        pl.col("ingestion_id").str.slice(4, 8).str.strptime(pl.Date, "%Y%m%d", strict=False).alias("date"),
-    )

@@ -1,4 +1,4 @@
-"""Overview: households assessed, share vulnerable, status and risk band, by place and over time."""
+"""Overview: distinct households assessed, share vulnerable, status and risk band, by place and per round."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from tasks.protection.users import Action
 
 auth.require(Action.READ_ALL)
 st.title("Overview")
-everything = cube.overview_cube()
+every_round = cube.rounds()
 
-if everything.height == 0:
+if not every_round:
     st.info(
         "**No households yet.** Upload a survey file on the Upload page (or run `rtv ingest FILE`); the "
         "households appear here as soon as the import finishes.",
@@ -25,7 +25,20 @@ if everything.height == 0:
 
 # ---- filters ----------------------------------------------------------------------------------------------
 with st.container(border=True):
-    c1, c2, c3, c4 = st.columns(4)
+    picked = st.multiselect(
+        "Survey rounds",
+        every_round,
+        default=every_round,
+        key="ov_rounds",
+        help="Rounds in the order they were collected. Each household counts once, at its latest visit in "
+        "the rounds chosen.",
+    )
+    chosen = [r for r in every_round if r in set(picked)]
+    if not chosen:
+        st.warning("No survey round is chosen: pick at least one round above to count its households.")
+        st.stop()
+    everything = cube.overview_cube(chosen)
+    c1, c2, c3 = st.columns(3)
     districts = c1.multiselect(
         "District",
         sorted(everything["district"].drop_nulls().unique().to_list()),
@@ -39,40 +52,47 @@ with st.container(border=True):
         placeholder="All clusters",
         key="ov_cluster",
     )
-    first, last = everything["date"].min(), everything["date"].max()
-    dates = c3.date_input("Received between", (first, last), min_value=first, max_value=last, key="ov_dates")
-    sources = c4.multiselect(
+    sources = c3.multiselect(
         "Source", sorted(everything["source"].unique().to_list()), placeholder="All sources", key="ov_source"
     )
 filters = cube.Filters(
-    districts=tuple(districts),
-    clusters=tuple(clusters),
-    sources=tuple(sources),
-    dates=tuple(dates) if isinstance(dates, tuple | list) and len(dates) == 2 else None,
+    districts=tuple(districts), clusters=tuple(clusters), sources=tuple(sources), rounds=tuple(chosen)
 )
 view = cube.filter_cube(everything, filters)
-if view.height == 0:
-    st.warning("No households match these filters: widen the dates or clear a filter.")
+top = cube.headline(view)
+if top["households"] == 0:
+    st.warning("No households match these filters: choose more rounds or clear a filter.")
     st.stop()
 
 # ---- headline figures -------------------------------------------------------------------------------------
-top = cube.headline(view)
-m1, m2, m3, m4 = st.columns(4)
-m1.metric("Households assessed", f"{top['households']:,}", border=True)
+m1, m2, m3, m4, m5 = st.columns(5)
+m1.metric(
+    "Households assessed",
+    f"{top['households']:,}",
+    border=True,
+    help="Distinct households: each counts once, at its latest visit in the chosen rounds",
+)
 m2.metric(
+    "Visits",
+    f"{top['visits']:,}",
+    border=True,
+    help="Survey visits in the chosen rounds: a household seen in two rounds is one household and two "
+    "visits (a visit replaced on review counts once)",
+)
+m3.metric(
     "Share vulnerable",
     f"{top['share_vulnerable']:.1%}",
     border=True,
-    help="Struggling or Severely Struggling: the observed ProgressStatus where the survey has the income "
-    "module, else the model's prediction",
+    help="Struggling or Severely Struggling at the latest visit: the observed ProgressStatus where the "
+    "survey has the income module, else the model's prediction",
 )
-m3.metric(
+m4.metric(
     "High or critical risk",
     f"{top['high_or_critical']:,}",
     border=True,
     help="Households whose P(vulnerable) puts them in the High or Critical risk band",
 )
-m4.metric("Mean P(vulnerable)", "—" if top["mean_p"] is None else f"{top['mean_p']:.2f}", border=True)
+m5.metric("Mean P(vulnerable)", "—" if top["mean_p"] is None else f"{top['mean_p']:.2f}", border=True)
 if top["not_scored"]:
     st.caption(
         f"{top['not_scored']:,} households have no risk band yet: no model was serving when they were "
@@ -108,7 +128,7 @@ left, right = st.columns(2)
 by_district_status = view.group_by("district", "status").agg(pl.col("households").sum())
 left.plotly_chart(
     charts.stacked_by(
-        by_district_status,
+        by_district_status.filter(pl.col("households") > 0),
         "district",
         "status",
         PROGRESS_STATUSES,
@@ -124,7 +144,7 @@ right.plotly_chart(
 villages = cube.breakdown(view, "district", "cluster", "village").sort(
     ["share_vulnerable", "households"], descending=True
 )
-st.caption("Villages, most vulnerable first")
+st.caption("Villages (where each household was last seen), most vulnerable first")
 st.dataframe(
     villages.head(200),
     hide_index=True,
@@ -142,23 +162,24 @@ st.dataframe(
     },
 )
 
-# ---- over time --------------------------------------------------------------------------------------------
-st.subheader("Over time")
+# ---- per round --------------------------------------------------------------------------------------------
+st.subheader("Per survey round")
+st.caption(
+    "Each household counts once per round it was visited in, so a household seen in two rounds is in both "
+    "bars; the Progress page follows the same households from one round to the next."
+)
 left, right = st.columns(2)
-# text labels: a date axis with one or two weeks shows hours and milliseconds between them
-weekly = (
-    cube.breakdown(view, "week")
-    .sort("week")
-    .with_columns(pl.col("week").dt.strftime("week of %d %b %Y").alias("week_label"))
+rounds_frame = cube.per_round(view, chosen)
+left.plotly_chart(
+    charts.trend(rounds_frame, "survey_round", "Households and share vulnerable per round"), key="ov_round"
 )
-left.plotly_chart(charts.trend(weekly, "week_label", "Per week received"), key="ov_week")
-per_ingestion = (
-    cube.breakdown(view, "ingestion_id", "date", "source")
-    .sort(["date", "ingestion_id"])
-    .with_columns(
-        pl.format("{} · {}", "source", pl.col("ingestion_id").str.slice(-6)).alias("ingestion_label")
-    )
+by_round_status = charts.stacked_by(
+    cube.per_round(view, chosen, "status"),
+    "survey_round",
+    "status",
+    PROGRESS_STATUSES,
+    charts.STATUS_COLOURS,
+    "ProgressStatus per round",
 )
-right.plotly_chart(
-    charts.trend(per_ingestion, "ingestion_label", "Per ingestion (source · id)"), key="ov_ingestion"
-)
+by_round_status.update_xaxes(categoryorder="array", categoryarray=chosen)  # collection order, not size
+right.plotly_chart(by_round_status, key="ov_round_status")

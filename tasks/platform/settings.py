@@ -125,6 +125,9 @@ class Settings(BaseSettings):
     prefect_ui_url: str = Field(
         "http://127.0.0.1:4200", description="Prefect UI the dashboard links flow runs and deployments to"
     )
+    min_cell_size: int = Field(
+        5, ge=0, description="charted and exported counts under this many households are suppressed (0: none)"
+    )
 
     # API (field devices): tokens, request limits, network policy
     jwt_secret: SecretStr | None = Field(

@@ -14,10 +14,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import polars as pl
 import pytest
 
 from dashboard.browser import browser_page, metrics, open_page, sign_in, wait_idle
+from dashboard.labels import label
+from tasks.ingest import contract, households
+from tasks.ingest.generate import generate_panel, write_households
 from tasks.ingest.zones import read_zone
 from tasks.platform.deployments import WORK_POOL as POOL
 from tasks.platform.processes import free_port
@@ -148,3 +152,70 @@ def test_upload_review_and_approve_in_the_browser(stack: dict[str, Any], real_cs
         assert read_zone(rt.store, "validated", ingestion.id).filter(pl.col("source_row") == row).height == 1
         open_page(page, "Overview")
         assert metrics(page, "Households assessed")["Households assessed"] == f"{accepted + 1:,}"
+
+
+def _upload(page: Any, path: Path, survey_round: str, run_dir: Path) -> None:
+    """Upload one file through the uploader with its survey round, and wait for its import report."""
+    open_page(page, "Upload")
+    page.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files(str(path))
+    page.get_by_label("Survey round (optional)").fill(survey_round)
+    page.get_by_role("button", name="Import").click()
+    try:
+        page.get_by_role("heading", name=re.compile("^Import report")).wait_for(timeout=FLOW_TIMEOUT_MS)
+    except Exception:
+        page.screenshot(path=run_dir / "failure-rounds.png")
+        sys.stderr.write(_logs(run_dir))
+        raise
+    wait_idle(page)
+
+
+def _choose(page: Any, label: str, option: str) -> None:
+    """Pick `option` in the selectbox labelled `label`."""
+    page.locator('[data-testid="stSelectbox"]').filter(has=page.get_by_text(label, exact=True)).click()
+    page.get_by_role("option", name=option, exact=True).click()
+    wait_idle(page)
+
+
+def test_two_rounds_uploaded_show_their_transitions_on_progress(
+    stack: dict[str, Any], tmp_path: Path
+) -> None:
+    """Two synthetic rounds through the uploader: Progress shows the transitions a crosstab of the panel gives."""
+    rt = runtime_for(stack["settings"])
+    panel = generate_panel(300, 2, seed=31)
+    baseline, follow_up = (tmp_path / "baseline.csv", tmp_path / "follow-up.csv")
+    write_households(panel.rounds[0].frame, baseline)
+    write_households(panel.rounds[1].frame, follow_up)
+    with browser_page() as page:
+        sign_in(page, stack["url"], MANAGER, PASSWORD)
+        _upload(page, baseline, "e2e-baseline", stack["run_dir"])
+        _upload(page, follow_up, "e2e-follow-up", stack["run_dir"])
+        assert {"e2e-baseline", "e2e-follow-up"} <= {r["round"] for r in households.rounds(rt.catalog)}
+
+        # the truth, independently: each household's observed status in both files, paired by household id
+        def statuses(frame: pl.DataFrame) -> pd.DataFrame:
+            return (
+                frame.select(
+                    pl.col("household_id").str.to_uppercase().alias("id"),
+                    contract.progress_status_expr(pl.col(contract.TARGET)).alias("status"),
+                )
+                .unique("id", keep="first")
+                .to_pandas()
+            )
+
+        progress = households.transitions(rt.catalog, "e2e-baseline", "e2e-follow-up")
+        open_page(page, "Progress")
+        _choose(page, "From round", "e2e-baseline")
+        _choose(page, "To round", "e2e-follow-up")
+        shown = metrics(page, "Improved")
+        assert shown[label("both")] == f"{progress['households']['both']:,}"
+        both = progress["households"]["both"]
+        for name in ("improved", "worsened", "unchanged"):
+            assert shown[name.capitalize()] == f"{progress[name]:,} ({progress[name] / both:.0%})"
+
+        paired = statuses(panel.rounds[0].frame).merge(statuses(panel.rounds[1].frame), on="id")
+        crosstab = pd.crosstab(paired["status_x"], paired["status_y"])
+        # every row of both files was accepted (no faults injected), so the crosstab is the page's matrix
+        assert progress["households"]["both"] == len(paired)
+        assert {
+            before: {after: int(n) for after, n in row.items() if n} for before, row in crosstab.iterrows()
+        } == progress["transitions"]

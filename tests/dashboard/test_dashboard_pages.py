@@ -23,6 +23,7 @@ from threadpoolctl import threadpool_limits
 from dashboard import cube, data, exports, prefect_view, rows, zones
 from flows.ingest import ingest
 from flows.retrain import retrain
+from tasks.ingest import households
 from tasks.ingest.contract import VULNERABLE_STATUSES
 from tasks.ingest.generate import generate_households, write_households
 from tasks.ingest.landing import land
@@ -217,30 +218,35 @@ def test_overview_with_data(with_data: dict[str, Any]) -> None:
     rt = runtime_for(Settings())
     processed = read_zone(rt.store, "processed")
     predictions = read_zone(rt.store, "predictions")
+    # households, not rows: each once, at its latest visit (the registry's own query, not the dashboard's)
+    latest = households.latest_visits(rt.catalog).with_columns(
+        pl.coalesce("observed_status", "predicted_status").alias("status")
+    )
     at = signed_in("mgr", "overview")
     shown = metrics(at)
-    vulnerable = processed.filter(pl.col("progress_status").is_in(list(VULNERABLE_STATUSES))).height
-    assert shown["Households assessed"] == f"{processed.height:,}"
-    assert shown["Share vulnerable"] == f"{vulnerable / processed.height:.1%}"
+    vulnerable = latest.filter(pl.col("status").is_in(list(VULNERABLE_STATUSES))).height
+    assert shown["Households assessed"] == f"{latest.height:,}"
+    assert shown["Visits"] == f"{latest.height:,}"  # one round: one visit per household
+    assert latest.height == processed.height  # the generator's household ids are unique, every row a visit
+    assert shown["Share vulnerable"] == f"{vulnerable / latest.height:.1%}"
     assert (
         shown["High or critical risk"]
-        == f"{predictions.filter(pl.col('risk_band').is_in(['High', 'Critical'])).height:,}"
+        == f"{latest.filter(pl.col('risk_band').is_in(['High', 'Critical'])).height:,}"
     )
-    assert shown["Mean P(vulnerable)"] == f"{predictions['p_vulnerable'].mean():.2f}"
+    assert shown["Mean P(vulnerable)"] == f"{latest['p_vulnerable'].mean():.2f}"
     # the first champion scored the households imported before it (retrain backfills), so none lacks a band
-    assert predictions.height == processed.height
+    assert predictions.height == processed.height and latest["risk_band"].is_not_null().all()
     assert "no risk band yet" not in texts(at, "caption")
     assert len(at.get("plotly_chart")) == 6
+    assert at.multiselect(key="ov_rounds").value == [r["round"] for r in households.rounds(rt.catalog)]
     # filters narrow every figure
     district = "Kanungu"
     at.multiselect(key="ov_district").set_value([district]).run()
-    in_district = processed.filter(pl.col("district") == district).height
-    assert metrics(at)["Households assessed"] == f"{in_district:,}"
+    in_district = latest.filter(pl.col("district") == district)
+    assert metrics(at)["Households assessed"] == f"{in_district.height:,}"
     at.multiselect(key="ov_source").set_value(["messy"]).run()
-    assert (
-        metrics(at)["Households assessed"]
-        == f"{processed.filter((pl.col('district') == district) & (pl.col('ingestion_id') == with_data['messy']['ingestion_id'])).height:,}"
-    )
+    messy = in_district.filter(pl.col("ingestion_id") == with_data["messy"]["ingestion_id"])
+    assert metrics(at)["Households assessed"] == f"{messy.height:,}"
 
 
 def test_pipeline_runs_with_data(with_data: dict[str, Any]) -> None:
@@ -336,11 +342,11 @@ def test_model_with_data(with_data: dict[str, Any]) -> None:
 
 def test_households_with_data(with_data: dict[str, Any]) -> None:
     rt = runtime_for(Settings())
-    processed = read_zone(rt.store, "processed")
+    latest = households.latest_visits(rt.catalog)
     at = signed_in("mgr", "households")
-    assert f"{processed.height:,} households match" in texts(at, "caption")
+    assert f"{latest.height:,} households match" in texts(at, "caption")
     table = at.dataframe[0].value
-    assert len(table) == min(500, processed.height)
+    assert len(table) == min(500, latest.height) and table["household_ref"].is_unique
     assert (
         table["household"].str.fullmatch(MASKED).all() and table["household_ref"].str.startswith("hh-").all()
     )
@@ -594,23 +600,28 @@ def test_export_is_masked_neutralised_and_audited(with_data: dict[str, Any]) -> 
 def test_overview_cube_matches_the_rows() -> None:
     rows = pl.DataFrame(
         {
-            "district": ["A", "A", "B"],
-            "cluster": ["a", "a", "b"],
-            "village": ["x", "y", "z"],
-            "status": ["Struggling", "On Track", "At Risk"],
-            "risk_band": ["High", "Low", zones.NOT_SCORED],
-            "households": [3, 5, 2],
-            "vulnerable": [3, 0, 0],
-            "scored": [3, 5, 0],
-            "p_sum": [2.4, 1.0, None],
-            "source": ["s", "s", "t"],
-            "date": [None, None, None],
-            "ingestion_id": ["i", "i", "j"],
+            "survey_round": ["r1", "r2", "r2", "r1"],
+            "district": ["A", "A", "B", "A"],
+            "cluster": ["a", "a", "b", "a"],
+            "village": ["x", "y", "z", "x"],
+            "source": ["s", "s", "t", "s"],
+            "status": ["Struggling", "On Track", "At Risk", "On Track"],
+            "risk_band": ["High", "Low", zones.NOT_SCORED, "Low"],
+            "visits": [3, 5, 2, 4],
+            "round_households": [3, 5, 2, 4],
+            "round_vulnerable": [3, 0, 0, 0],
+            # the 4 households of the last row were seen again in r2 (their latest visit): counted there
+            "households": [3, 5, 2, 0],
+            "household_visits": [3, 9, 2, 0],  # 4 of the 5 households of the second row: two visits each
+            "vulnerable": [3, 0, 0, 0],
+            "scored": [3, 5, 0, 0],
+            "p_sum": [2.4, 1.0, 0.0, 0.0],
         }
     )
     top = cube.headline(rows)
     assert top == {
         "households": 10,
+        "visits": 14,
         "share_vulnerable": 0.3,
         "high_or_critical": 3,
         "mean_p": 3.4 / 8,
@@ -620,3 +631,9 @@ def test_overview_cube_matches_the_rows() -> None:
     assert cube.headline(only_a)["households"] == 8
     by_district = cube.breakdown(rows, "district")
     assert dict(by_district.select("district", "share_vulnerable").iter_rows()) == {"A": 3 / 8, "B": 0.0}
+    by_round = cube.per_round(rows, ["r1", "r2"])
+    assert by_round.select("survey_round", "households", "visits", "share_vulnerable").rows() == [
+        ("r1", 7, 7, 3 / 7),
+        ("r2", 7, 7, 0.0),
+    ]
+    assert cube.per_round(rows, ["r2", "r1"])["survey_round"].to_list() == ["r2", "r1"]

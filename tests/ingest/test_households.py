@@ -12,6 +12,7 @@ import pandas as pd
 import polars as pl
 import pytest
 
+from tasks.ingest import household_views as hv
 from tasks.ingest import households as hh
 from tasks.ingest.contract import TARGET
 from tasks.platform.catalog import Catalog
@@ -354,3 +355,164 @@ def test_transitions_refuse_unknown_rounds(catalog: Catalog) -> None:
         hh.transitions(catalog, BASELINE, "2027-Q1")
     with pytest.raises(hh.UnknownRound):
         hh.transitions(catalog, BASELINE, BASELINE)
+
+
+# ---- distinct households for the dashboard (tasks.ingest.household_views) -----------------------------------
+
+
+def test_the_cube_counts_each_household_once_at_its_latest_visit(catalog: Catalog) -> None:
+    two_rounds(catalog)
+    both = hv.household_cube(catalog, [FOLLOW_UP, BASELINE])  # the order asked for does not matter
+    latest = hh.latest_visits(catalog)  # the registry's own query
+    assert int(both["households"].sum()) == latest.height == 7  # h1-h7, not 6 + 4 rows
+    assert int(both["visits"].sum()) == 10
+    per_household = both.group_by("district", "cluster", "village", "status", "risk_band").agg(
+        pl.col("households").sum()
+    )
+    expected = latest.group_by(
+        "district", "cluster", "village", pl.col("observed_status").alias("status"), "risk_band"
+    ).agg(pl.len().alias("households"))
+    assert sorted(per_household.filter(pl.col("households") > 0).rows()) == sorted(expected.rows())
+    rounds_seen = both.group_by("survey_round").agg(pl.col("round_households").sum())
+    assert dict(rounds_seen.iter_rows()) == {BASELINE: 6, FOLLOW_UP: 4}
+    assert (
+        int(both["vulnerable"].sum())
+        == latest["observed_status"].is_in(["Struggling", "Severely Struggling"]).sum()
+    )
+    assert set(both["source"]) == {"test"}
+    for one, households in ((BASELINE, 6), (FOLLOW_UP, 4)):
+        alone = hv.household_cube(catalog, [one])
+        assert int(alone["households"].sum()) == int(alone["visits"].sum()) == households
+    assert hv.household_cube(catalog, []).height == 0
+    assert hv.household_cube(catalog, ["2030-Q1"]).height == 0
+
+
+def test_the_same_households_in_two_rounds_count_as_the_first_round(catalog: Catalog) -> None:
+    for ingestion_id, survey_round, submitted in (
+        ("ing-a", BASELINE, "2025-03-01"),
+        ("ing-b", FOLLOW_UP, "2026-05-02"),
+    ):
+        land(catalog, ingestion_id)
+        hh.record_visits(catalog, ingestion_id, frame(ingestion_id, survey_round, submitted, BASELINE_ROWS))
+        hh.finalise_ingestion(catalog, ingestion_id)
+    cube = hv.household_cube(catalog, [BASELINE, FOLLOW_UP])
+    assert int(cube["households"].sum()) == len(BASELINE_ROWS) and int(cube["visits"].sum()) == 12
+    assert int(cube["household_visits"].sum()) == 12
+    listed = hv.households(catalog, hv.Selection(rounds=(BASELINE, FOLLOW_UP)))
+    assert listed.height == 6 and listed["household_pseudonym"].is_unique().all()
+    assert set(listed["survey_round"]) == {FOLLOW_UP} and set(listed["visits"]) == {2}
+
+
+def test_households_filter_after_choosing_the_latest_visit(catalog: Catalog) -> None:
+    two_rounds(catalog)
+    everything = hv.households(catalog, hv.Selection(rounds=(BASELINE, FOLLOW_UP)))
+    assert everything.height == 7 and int(everything["visits"].sum()) == 10
+    assert everything["household_pseudonym"].is_unique().all()
+    # h1 moved from Kanyabwanga (C1) to Kashaka: it is listed in Kashaka only, at its follow-up visit
+    kashaka = hv.households(catalog, hv.Selection(rounds=(BASELINE, FOLLOW_UP), villages=(KASHAKA[2],)))
+    assert sorted(kashaka["household_pseudonym"]) == ["h1", "h5", "h6"]
+    assert kashaka.filter(pl.col("household_pseudonym") == "h1")["survey_round"].item() == FOLLOW_UP
+    in_baseline = hv.households(catalog, hv.Selection(rounds=(BASELINE,), villages=(KASHAKA[2],)))
+    assert sorted(in_baseline["household_pseudonym"]) == ["h5", "h6"]
+    # the status filter reads the latest visit: h2 was At Risk at baseline, Struggling at the follow-up
+    struggling = hv.households(catalog, hv.Selection(rounds=(BASELINE, FOLLOW_UP), statuses=("Struggling",)))
+    assert sorted(struggling["household_pseudonym"]) == ["h2", "h5"]
+    high = hv.households(catalog, hv.Selection(rounds=(BASELINE, FOLLOW_UP), bands=("High",)))
+    assert sorted(high["household_pseudonym"]) == [
+        "h2",
+        "h3",
+        "h5",
+    ]  # h2, h3 at the follow-up, h5 at baseline
+    assert (
+        hv.households(catalog, hv.Selection(rounds=(BASELINE, FOLLOW_UP), bands=("High",)), limit=1).height
+        == 1
+    )
+    assert hv.households(catalog, hv.Selection(rounds=())).height == 0
+
+
+def test_households_are_listed_most_vulnerable_first(catalog: Catalog) -> None:
+    rows = [(f"h{i}", KANYA_1, "At Risk", "Medium") for i in range(5)]
+    land(catalog, "ing-p")
+    hh.record_visits(
+        catalog,
+        "ing-p",
+        frame("ing-p", BASELINE, "2025-03-01", rows, p_vulnerable=[0.2, None, 0.9, 0.5, 0.7]),
+    )
+    hh.finalise_ingestion(catalog, "ing-p")
+    listed = hv.households(catalog, hv.Selection(rounds=(BASELINE,)), limit=4)
+    assert listed["household_pseudonym"].to_list() == ["h2", "h4", "h3", "h0"]  # unscored last
+
+
+def test_round_order_is_the_collection_order_of_rounds(catalog: Catalog) -> None:
+    assert hv.round_order(catalog) == []
+    two_rounds(catalog)
+    assert hv.round_order(catalog) == [r["round"] for r in hh.rounds(catalog)] == [BASELINE, FOLLOW_UP]
+
+
+def test_the_catalog_version_moves_with_every_counted_change(catalog: Catalog) -> None:
+    seen = [hv.catalog_version(catalog)]
+
+    def moved() -> bool:
+        seen.append(hv.catalog_version(catalog))
+        return seen[-1] != seen[-2]
+
+    land(catalog, "ing-a")
+    assert moved()  # a new ingestion
+    hh.record_visits(catalog, "ing-a", frame("ing-a", BASELINE, "2025-03-01", BASELINE_ROWS))
+    assert moved()  # pending visits
+    hh.finalise_ingestion(catalog, "ing-a")
+    assert moved()  # they count now
+    assert not moved()  # nothing happened
+    land(catalog, "ing-r")
+    moved()
+    approved = frame("ing-r", BASELINE, "2025-03-09", [("h4", KANYA_2, "Struggling", "High")]).with_columns(
+        pl.lit("ing-r").alias("ingestion_id")
+    )
+    hh.supersede(catalog, hh.visit_in_round(catalog, "h4", BASELINE) or 0, approved)
+    assert moved()  # a review approval replaced a visit
+    hh.reassign_round(catalog, "ing-a", FOLLOW_UP)
+    assert moved()
+
+
+def _hex(n: int) -> str:
+    return hashlib.sha256(str(n).encode()).hexdigest()[:32]
+
+
+def test_the_timeline_lists_every_visit_by_round_and_marks_replaced_ones(catalog: Catalog) -> None:
+    one, other = _hex(1), _hex(2)
+    rows = [(one, KANYA_1, "Struggling", "High"), (other, KANYA_1, "On Track", "Low")]
+    for ingestion_id, survey_round, submitted, size in (
+        ("ing-b", FOLLOW_UP, "2026-05-02", 6),  # landed first, collected later
+        ("ing-a", BASELINE, "2025-03-01", 4),
+    ):
+        land(catalog, ingestion_id)
+        batch = frame(ingestion_id, survey_round, submitted, rows, household_size=[size, 3])
+        hh.record_visits(catalog, ingestion_id, batch)
+        hh.finalise_ingestion(catalog, ingestion_id)
+    land(catalog, "ing-r")
+    approved = frame(
+        "ing-r", FOLLOW_UP, "2026-05-09", [(one, KANYA_1, "At Risk", "Medium")], household_size=[7]
+    )
+    hh.supersede(
+        catalog,
+        hh.visit_in_round(catalog, one, FOLLOW_UP) or 0,
+        approved.with_columns(pl.lit("ing-r").alias("ingestion_id")),
+    )
+
+    visits = hv.timeline(catalog, f" HH-{one[:10].upper()} ")
+    assert visits["household_pseudonym"].unique().to_list() == [one]
+    assert visits.select("survey_round", "household_size", "superseded", "status").rows() == [
+        (BASELINE, 4, False, "Struggling"),
+        (FOLLOW_UP, 6, True, "Struggling"),
+        (FOLLOW_UP, 7, False, "At Risk"),
+    ]
+    changes = hv.answer_changes(visits)
+    assert changes["answer"][0] == "household_size"  # 4 → 7, the only answer that changed
+    first = changes.row(0, named=True)
+    assert (first["first"], first["latest"], first["change"]) == (4.0, 7.0, 3.0)
+    assert first["relative"] == pytest.approx(3 / 7)
+    assert changes["relative"].to_list()[1:] == [0.0, 0.0, 0.0]
+    assert hv.timeline(catalog, "hh-0000000000").height == 0
+    for bad in ("h1", "hh-12345", "hh-xyz0123456", ""):
+        with pytest.raises(hv.BadReference, match="not a household reference"):
+            hv.timeline(catalog, bad)
