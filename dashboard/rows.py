@@ -13,7 +13,7 @@ from dashboard.cube import Filters, rounds, version
 from dashboard.data import TTL_ZONES, key, runtime
 from dashboard.zones import scan, zone_keys
 from tasks.ingest import household_views
-from tasks.ingest.identity import ENCRYPTED, PII_KEY
+from tasks.ingest.identity import ENCRYPTED, PII_KEY, household_reference
 from tasks.runtime import Runtime
 
 SEALED = (ENCRYPTED["household_id"], PII_KEY)  # the sealed id and the wrapped data key that opens it
@@ -97,4 +97,4 @@ def household_ids(rt: Runtime, rows: pl.DataFrame, *, reveal: bool) -> list[str 
 
 def pseudonyms(rows: pl.DataFrame) -> list[str | None]:
     """A short, stable reference for each row's household that is not PII (the start of its keyed pseudonym)."""
-    return [None if p is None else f"hh-{p[:10]}" for p in rows["household_pseudonym"].to_list()]
+    return [None if p is None else household_reference(p) for p in rows["household_pseudonym"].to_list()]

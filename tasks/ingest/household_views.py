@@ -9,7 +9,6 @@ the live visits in the chosen rounds, and the dashboard caches the small result 
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -20,12 +19,13 @@ from sqlalchemy import bindparam, text
 
 from tasks.ingest import contract
 from tasks.ingest.households import ANSWERS
+from tasks.ingest.identity import REFERENCE_PATTERN
 from tasks.platform.catalog.repo import Catalog
 from tasks.platform.errors import BadInput
 
 NOT_SCORED: Final = "Not scored"  # the risk band of a visit no model has scored
 VULNERABLE: Final = tuple(sorted(contract.VULNERABLE_STATUSES))
-REFERENCE: Final = re.compile(r"hh-([0-9a-f]{10})")  # `hh-` + the first 10 hex digits of the pseudonym
+REFERENCE: Final = REFERENCE_PATTERN
 _LIVE: Final = "v.state = 'final' AND v.superseded_by IS NULL"
 
 CUBE_SCHEMA: Final[dict[str, pl.DataType]] = {

@@ -7,6 +7,7 @@ After this step no plaintext identifier remains in the frame: only sealed tokens
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,6 +25,20 @@ ENCRYPTED = {name: f"{name}_enc" for name in contract.PII_COLUMNS}
 PSEUDONYMS = {"household_id": PSEUDONYM, "officer_id": "officer_pseudonym", "device_id": "device_pseudonym"}
 _NUMERIC = tuple(c.name for c in contract.COLUMNS if c.dtype in ("int", "float"))
 _TEXT = tuple(c.name for c in contract.COLUMNS if c.dtype not in ("int", "float"))
+# A household's reference: not PII, stable, short enough to read out over a phone (`hh-` + 10 hex digits of
+# its keyed pseudonym). Shown on every page and export beside (or instead of) the masked id.
+REFERENCE_DIGITS = 10
+REFERENCE_PATTERN = re.compile(rf"hh-([0-9a-f]{{{REFERENCE_DIGITS}}})")
+
+
+def household_reference(pseudonym: str) -> str:
+    """The reference of a household, from its pseudonym."""
+    return f"hh-{pseudonym[:REFERENCE_DIGITS]}"
+
+
+def household_reference_expr(pseudonyms: pl.Expr) -> pl.Expr:
+    """`household_reference` as a polars expression over a pseudonym column."""
+    return pl.lit("hh-") + pseudonyms.str.slice(0, REFERENCE_DIGITS)
 
 
 @dataclass

@@ -17,6 +17,7 @@ import polars as pl
 from sqlalchemy import Connection, text
 
 from tasks.ingest.households import STATUS_ORDER, UnknownRound
+from tasks.ingest.identity import household_reference_expr
 from tasks.platform.catalog.repo import Catalog
 
 VULNERABLE: Final = ("Severely Struggling", "Struggling")
@@ -380,9 +381,7 @@ def worklist_by_village(followups: pl.DataFrame) -> pl.DataFrame:
     return followups.group_by(list(PLACE)).agg(pl.len().cast(pl.Int64).alias("households")).sort(list(PLACE))
 
 
-def reference(households: pl.Expr) -> pl.Expr:
-    """A household's stable reference that is not PII: `hh-` and the start of its keyed pseudonym."""
-    return pl.lit("hh-") + households.str.slice(0, 10)
+reference = household_reference_expr  # the pages' name for it
 
 
 # ---- small-cell suppression --------------------------------------------------------------------------------

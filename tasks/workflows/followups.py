@@ -18,7 +18,7 @@ import polars as pl
 from sqlalchemy import text
 
 from tasks.ingest import households
-from tasks.ingest.identity import ENCRYPTED, PII_KEY
+from tasks.ingest.identity import ENCRYPTED, PII_KEY, household_reference
 from tasks.platform.catalog import Catalog
 from tasks.platform.storage import LocalStore
 from tasks.protection.assignments import Village
@@ -54,11 +54,6 @@ class Worklist:
     rounds: list[str]  # the rounds with visits, in collection order
     households: list[FollowupRow] = field(default_factory=list)
     ids_revealed: bool = False  # whether any id in `households` is decrypted rather than masked
-
-
-def reference(pseudonym: str) -> str:
-    """A short, stable reference for a household that is not PII (the start of its keyed pseudonym)."""
-    return f"hh-{pseudonym[:10]}"
 
 
 def _read_sealed(rt: Runtime, key: str, wanted: pl.DataFrame) -> pl.DataFrame:
@@ -122,7 +117,7 @@ def worklist(
     ids = household_ids(rt, frame, reveal)
     rows = [
         FollowupRow(
-            reference=reference(row["household"]),
+            reference=household_reference(row["household"]),
             household_id=shown,
             district=row["district"],
             cluster=row["cluster"],
