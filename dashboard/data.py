@@ -197,6 +197,8 @@ DRIFT_SCHEMA = {
     "feature": pl.String,
     "psi": pl.Float64,
     "flag": pl.Boolean,
+    "kind": pl.String,  # input (drift triggers a retrain) or programme (the outcome moved: reported only)
+    "changed": pl.Boolean,
     "note": pl.String,
 }
 
@@ -218,6 +220,8 @@ def _drift_rows(rt: Runtime) -> list[dict[str, Any]]:
                     "feature": feature,
                     "psi": stats.get("psi"),
                     "flag": bool(stats.get("flag")),
+                    "kind": stats.get("kind") or "input",
+                    "changed": bool(stats.get("changed") or stats.get("flag")),
                     "note": stats.get("skipped"),
                 }
             )

@@ -125,6 +125,16 @@ else:
         help=", ".join(flagged) or "none",
     )
     st.caption(f"Latest check: {latest['scope']} {latest['ingestion_id'] or ''} at {latest['computed_at']}")
+    programme = in_latest.filter((pl.col("kind") == "programme") & pl.col("changed"))["feature"].to_list()
+    if programme:
+        st.info(
+            "**Programme change, not drift:** "
+            + ", ".join(labels.label(f) for f in programme)
+            + " moved. These are the outcome and the incomes it is made of, which the programme exists to "
+            "change, so they are reported here and never trigger a retrain; the model's inputs are what "
+            "drift is judged on.",
+            icon=":material/trending_up:",
+        )
     scored = in_latest.drop_nulls("psi")
     if scored.height:
         named = scored.select(pl.col("feature").map_elements(labels.label, return_dtype=pl.String), "psi")
