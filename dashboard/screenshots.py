@@ -107,7 +107,7 @@ def take(out: Path) -> list[Path]:
                 open_page(page, "Upload")
                 page.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files(str(second))
                 page.get_by_label("Source (optional)").fill("demo follow-up")
-                page.get_by_label("Survey round (optional)").fill("2026-follow-up")
+                page.get_by_role("textbox", name="Survey round (optional)").fill("2026-follow-up")
                 page.get_by_role("button", name="Import").click()
                 page.get_by_role("heading", name="Import report", exact=False).first.wait_for(timeout=240_000)
                 wait_idle(page)
