@@ -64,7 +64,7 @@ bench: install  ## benchmarks; figures go to bench/README.md
 	cd bench && ../$(BIN)/python ingest.py --rows 100000 1000000
 	cd bench && ../$(BIN)/python retrain.py
 	cd bench && ../$(BIN)/python drift_calibration.py
-	cd bench && ../$(BIN)/python dashboard_overview.py
+	cd bench && ../$(BIN)/python rounds.py --households 1000000
 	cd bench && ../$(BIN)/python api_load.py
 
 clean:  ## remove generated data (keeps .venv)
