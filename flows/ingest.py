@@ -108,7 +108,19 @@ def identify_rows(rt: Runtime, ingestion_id: str, conformed: Conformed) -> Dedup
 
 @io_task
 def flag_repeats_in_round(rt: Runtime, ingestion_id: str, frame: pl.DataFrame) -> pl.DataFrame:
-    """Mark rows whose household already has a visit of another ingestion in the same survey round."""
+    """Mark rows whose household already has a visit of another ingestion in the same survey round.
+
+    An API edit names the visit it replaces (`replaces_identity`): it does not collide with that visit, and
+    replaces it when its ingestion completes.
+    """
+    edits = households.edited_visits(rt.catalog, ingestion_id)
+    if edits.height and "instance_id" in frame.columns:
+        frame = frame.join(
+            edits,
+            on=["instance_id", rule_tables.PSEUDONYM],
+            how="left",
+            maintain_order="left",
+        )
     repeated = households.repeated_in_round(rt.catalog, ingestion_id, frame)
     return frame.with_columns(repeated.alias(rule_tables.REPEATED_IN_ROUND))
 

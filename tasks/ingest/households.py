@@ -35,6 +35,7 @@ __all__ = [  # the model classes too: importing this module puts their tables on
     "VisitOutcome",
     "current_round",
     "discard_ingestion",
+    "edited_visits",
     "finalise_ingestion",
     "followups",
     "latest_visits",
@@ -986,3 +987,24 @@ def followups(
     ).bindparams(bindparam("earlier", expanding=True))
     with catalog.engine.connect() as connection:
         return _visits_frame(connection.execute(query, params).all())
+
+
+def edited_visits(catalog: Catalog, ingestion_id: str) -> pl.DataFrame:
+    """API edits landed in an ingestion: per instance id and household, the row identity of the visit replaced.
+
+    An edit (ODK `deprecated_id`) is the next version of its chain in `survey_submissions`; the visit it
+    replaces is the live visit of the same household recorded from the chain's previous version.
+    """
+    query = text(
+        "SELECT s.instance_id, v.household, v.row_identity FROM survey_submissions s "
+        "JOIN survey_submissions p ON p.chain_id = s.chain_id AND p.version = s.version - 1 "
+        "JOIN visits v ON v.ingestion_id = p.ingestion_id AND v.superseded_by IS NULL "
+        "WHERE s.ingestion_id = :ingestion_id AND s.deprecated_id IS NOT NULL"
+    )
+    with catalog.engine.connect() as connection:
+        found = connection.execute(query, {"ingestion_id": ingestion_id}).all()
+    return pl.DataFrame(
+        [tuple(r) for r in found],
+        schema={"instance_id": pl.String, PSEUDONYM: pl.String, "replaces_identity": pl.String},
+        orient="row",
+    )

@@ -20,6 +20,7 @@ import jwt
 import polars as pl
 import pytest
 
+from tasks.ingest import households
 from tests.support.api import PASSWORD, USERS, base_env, in_process_server, raw_sha256, uvicorn_server
 from tests.support.api import surveys as generated
 
@@ -430,6 +431,40 @@ def test_derived_columns_are_computed_and_status_follows_the_flow(stack: dict[st
     )
     assert (status["rows_received"], status["rows_accepted"] + status["rows_quarantined"]) == (1, 1)
     assert status["finished_at"] and status["format"] == "jsonl"
+
+
+def test_an_odk_edit_replaces_its_visit_in_the_round(stack: dict[str, Any]) -> None:
+    """An edit (new instance id, `deprecated_id` naming the first) replaces that visit; the first stays, superseded."""
+    from sqlalchemy import text
+
+    from flows.ingest import ingest
+
+    officer, rt = stack["clients"]["officer1"], stack["rt"]
+    first = surveys(1, seed=29)[0] | {"survey_round": "2026-edit-test"}
+    original = _post(officer, first).json()["ingestion_id"]
+    assert ingest(original)["rows_accepted"] == 1
+    edited = first | {
+        "instance_id": "uuid:edit-of-29",
+        "deprecated_id": first["instance_id"],
+        "radios_owned": 3,
+    }
+    edit = _post(officer, edited)
+    assert edit.status_code == 202, edit.text
+    report = ingest(edit.json()["ingestion_id"])
+    assert (report["rows_accepted"], report["rows_quarantined"]) == (1, 0), report["quarantine_reasons"]
+    with rt.catalog.engine.connect() as connection:
+        visits = connection.execute(
+            text(
+                "SELECT ingestion_id, state, superseded_by IS NOT NULL FROM visits "
+                "WHERE survey_round = '2026-edit-test' ORDER BY id"
+            )
+        ).all()
+    assert [tuple(v) for v in visits] == [
+        (original, "final", True),  # kept in the history, superseded
+        (edit.json()["ingestion_id"], "final", False),  # the edit is the counted visit
+    ]
+    [row] = [r for r in households.rounds(rt.catalog) if r["round"] == "2026-edit-test"]
+    assert (row["households"], row["visits"]) == (1, 2)
 
 
 def test_status_follows_the_prefect_flow_run(stack: dict[str, Any]) -> None:
